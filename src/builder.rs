@@ -1,0 +1,300 @@
+//! [`CacheBuilder`]: every setting of a cache, validated where it is given.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use crate::baseline::SingleLockCache;
+use crate::cache::Cache;
+use crate::clock::{Clock, ClockSource};
+use crate::sync::Arc;
+
+/// The most shards a cache can have.
+pub(crate) const MAX_SHARDS: usize = 1 << 16;
+
+/// Default shard count: `64 * cores`, rounded up to a power of two, at most
+/// 1024. `docs/DESIGN.md` has the sweep this rule comes from: with one lock
+/// word per shard, the chance that two threads meet on one falls with the
+/// shard count, and past a few dozen shards per core the extra locks only
+/// cost memory.
+pub(crate) fn default_shards() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.saturating_mul(64).next_power_of_two().clamp(1, 1024)
+}
+
+/// Configures and builds a [`Cache`].
+///
+/// Every setting has a default: [`Cache::new`] is `Cache::builder().build()`.
+///
+/// ```
+/// use std::time::Duration;
+/// use shardcache::Cache;
+///
+/// let cache: Cache<String, Vec<u8>> = Cache::builder()
+///     .shards(128)
+///     .default_ttl(Duration::from_secs(300))
+///     .cleanup_interval(Duration::from_secs(30))
+///     .initial_capacity(10_000)
+///     .build();
+/// cache.insert("k".to_owned(), vec![1, 2, 3]);
+/// assert_eq!(cache.get("k"), Some(vec![1, 2, 3]));
+/// ```
+pub struct CacheBuilder<K, V, S = ahash::RandomState> {
+    pub(crate) shards: usize,
+    pub(crate) default_ttl: Duration,
+    pub(crate) cleanup_interval: Duration,
+    pub(crate) initial_capacity: usize,
+    pub(crate) hasher: S,
+    pub(crate) clock: ClockSource,
+    pub(crate) record_stats: bool,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> CacheBuilder<K, V> {
+    pub(crate) fn new() -> Self {
+        Self {
+            shards: default_shards(),
+            default_ttl: Duration::ZERO,
+            cleanup_interval: Duration::ZERO,
+            initial_capacity: 0,
+            hasher: ahash::RandomState::new(),
+            clock: ClockSource::default(),
+            record_stats: false,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> Default for CacheBuilder<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V, S> CacheBuilder<K, V, S> {
+    /// Number of shards, rounded up to a power of two.
+    ///
+    /// More shards mean fewer threads meeting on one lock, at a cost of one
+    /// cache line (128 bytes) plus an empty table per shard. The default
+    /// depends on the machine's cores; see `docs/DESIGN.md`.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0 or more than 65536.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u64, u64> = Cache::builder().shards(100).build();
+    /// assert_eq!(cache.shard_count(), 128);
+    /// ```
+    pub fn shards(mut self, n: usize) -> Self {
+        assert!(
+            (1..=MAX_SHARDS).contains(&n),
+            "shardcache: shards({n}) is out of range; use 1 to {MAX_SHARDS} \
+             (it is rounded up to a power of two)"
+        );
+        self.shards = n.next_power_of_two();
+        self
+    }
+
+    /// Time to live of entries inserted with [`Cache::insert`].
+    /// `Duration::ZERO`, the default, means they never expire.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shardcache::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<u32, u32> = Cache::builder()
+    ///     .default_ttl(Duration::from_secs(1))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// cache.insert(1, 1);
+    /// clock.advance(Duration::from_secs(2));
+    /// assert_eq!(cache.get(&1), None);
+    /// ```
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// How often a background thread sweeps expired entries out.
+    /// `Duration::ZERO`, the default, starts no thread: expired entries are
+    /// then removed only when looked up, removed, or by
+    /// [`Cache::remove_expired`].
+    ///
+    /// Within each interval the janitor visits every shard once, one at a
+    /// time, spread evenly over the interval.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder()
+    ///     .default_ttl(Duration::from_secs(60))
+    ///     .cleanup_interval(Duration::from_secs(10))
+    ///     .build();
+    /// cache.close(); // stops and joins the janitor; dropping does it too
+    /// ```
+    pub fn cleanup_interval(mut self, every: Duration) -> Self {
+        self.cleanup_interval = every;
+        self
+    }
+
+    /// Room for `n` entries without growing, spread evenly over the shards.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u64, u64> = Cache::builder().initial_capacity(1 << 20).build();
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn initial_capacity(mut self, n: usize) -> Self {
+        self.initial_capacity = n;
+        self
+    }
+
+    /// The hasher. Keys are hashed once per operation with it; the hash picks
+    /// the shard and the slot within it. The default is `ahash::RandomState`.
+    ///
+    /// ```
+    /// use std::collections::hash_map::RandomState;
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32, RandomState> = Cache::builder()
+    ///     .hasher(RandomState::new())
+    ///     .build();
+    /// cache.insert(1, 2);
+    /// assert_eq!(cache.get(&1), Some(2));
+    /// ```
+    pub fn hasher<S2: BuildHasher>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
+        CacheBuilder {
+            shards: self.shards,
+            default_ttl: self.default_ttl,
+            cleanup_interval: self.cleanup_interval,
+            initial_capacity: self.initial_capacity,
+            hasher,
+            clock: self.clock,
+            record_stats: self.record_stats,
+            _types: PhantomData,
+        }
+    }
+
+    /// The clock that expiry reads. The default is [`CoarseClock`](crate::CoarseClock);
+    /// tests pass a [`ManualClock`](crate::ManualClock).
+    ///
+    /// The clock is read while a shard lock is held, so it must be cheap and
+    /// must not use the cache.
+    ///
+    /// ```
+    /// use shardcache::{Cache, ManualClock};
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder().clock(ManualClock::new()).build();
+    /// # let _ = cache;
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = ClockSource::Custom(Arc::new(clock));
+        self
+    }
+
+    /// Whether to count hits, misses, inserts, removals and expirations for
+    /// [`Cache::stats`]. Off by default: counting hits costs every `get` an
+    /// atomic increment (see `docs/DESIGN.md` for the measured cost).
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder().record_stats(true).build();
+    /// cache.get(&1);
+    /// assert_eq!(cache.stats().misses, 1);
+    /// ```
+    pub fn record_stats(mut self, enabled: bool) -> Self {
+        self.record_stats = enabled;
+        self
+    }
+}
+
+impl<K, V, S> CacheBuilder<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// Builds the cache, and starts its janitor if a cleanup interval is set.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<&str, u32> = Cache::builder().build();
+    /// cache.insert("a", 1);
+    /// assert_eq!(cache.len(), 1);
+    /// ```
+    pub fn build(self) -> Cache<K, V, S> {
+        Cache::from_builder(self)
+    }
+
+    /// Builds the single-lock baseline with the same settings (the shard
+    /// count is ignored: it has one lock and one map).
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let before = Cache::<u32, u32>::builder().build_single_lock();
+    /// before.insert(1, 1);
+    /// assert_eq!(before.get(&1), Some(1));
+    /// ```
+    pub fn build_single_lock(self) -> SingleLockCache<K, V, S>
+    where
+        S: Send + Sync + 'static,
+    {
+        SingleLockCache::from_builder(self)
+    }
+}
+
+impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("shards", &self.shards)
+            .field("default_ttl", &self.default_ttl)
+            .field("cleanup_interval", &self.cleanup_interval)
+            .field("initial_capacity", &self.initial_capacity)
+            .field("clock", &self.clock)
+            .field("record_stats", &self.record_stats)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_shards_is_a_power_of_two_in_range() {
+        let n = default_shards();
+        assert!(n.is_power_of_two() && (1..=1024).contains(&n));
+    }
+
+    #[test]
+    #[should_panic(expected = "shards(0) is out of range; use 1 to 65536")]
+    fn zero_shards_panics_with_a_clear_message() {
+        let _ = CacheBuilder::<u8, u8>::new().shards(0);
+    }
+
+    #[test]
+    #[should_panic(expected = "shards(65537) is out of range")]
+    fn too_many_shards_panics_with_a_clear_message() {
+        let _ = CacheBuilder::<u8, u8>::new().shards(MAX_SHARDS + 1);
+    }
+
+    #[test]
+    fn shards_round_up() {
+        assert_eq!(CacheBuilder::<u8, u8>::new().shards(1).shards, 1);
+        assert_eq!(CacheBuilder::<u8, u8>::new().shards(3).shards, 4);
+        assert_eq!(
+            CacheBuilder::<u8, u8>::new().shards(MAX_SHARDS).shards,
+            MAX_SHARDS
+        );
+    }
+}

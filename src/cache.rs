@@ -1,0 +1,510 @@
+//! [`Cache`]: hashing, shard choice, and the locking facade over [`Shard`]s.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+use crate::builder::CacheBuilder;
+use crate::clock::{deadline, ClockSource, NEVER};
+use crate::janitor::{Janitor, Sweep};
+use crate::shard::{Lookup, Removed, Shard};
+use crate::stats::{ReadCounters, Stats};
+use crate::sync::{Arc, RwLock};
+
+/// Hash bits hashbrown keeps for itself: the top 7 become the control byte.
+/// Shard bits are taken from just below them; the bucket index uses the low
+/// bits, so the three never overlap for tables below 2^41 buckets.
+const CONTROL_BITS: u32 = 7;
+
+/// A concurrent cache: keys hashed once onto a power-of-two number of
+/// shards, each a reader-writer lock around its own hash table, with an
+/// optional time to live per entry and an optional background janitor.
+///
+/// Reads return clones, never guards, so no lock is ever held in your code.
+/// For large values, store `Arc<T>` and the clone is a reference-count bump.
+/// Share the cache between threads with `Arc<Cache<K, V>>`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::thread;
+/// use shardcache::Cache;
+///
+/// let cache: Arc<Cache<u64, String>> = Arc::new(Cache::new());
+/// let writers: Vec<_> = (0..4)
+///     .map(|t| {
+///         let cache = Arc::clone(&cache);
+///         thread::spawn(move || {
+///             for i in 0..100 {
+///                 cache.insert(t * 100 + i, format!("value {i}"));
+///             }
+///         })
+///     })
+///     .collect();
+/// for w in writers {
+///     w.join().unwrap();
+/// }
+/// assert_eq!(cache.len(), 400);
+/// assert_eq!(cache.get(&205).as_deref(), Some("value 5"));
+/// ```
+pub struct Cache<K, V, S = ahash::RandomState> {
+    hasher: S,
+    shards: Arc<Shards<K, V>>,
+    /// Right shift that brings the shard bits of a hash to the bottom.
+    shift: u32,
+    default_ttl: Duration,
+    record_stats: bool,
+    janitor: Janitor,
+}
+
+/// What the cache and its janitor share.
+pub(crate) struct Shards<K, V> {
+    slots: Box<[CachePadded<Slot<K, V>>]>,
+    clock: ClockSource,
+}
+
+/// One shard with its lock and read counters, alone in its cache line(s).
+struct Slot<K, V> {
+    shard: RwLock<Shard<K, V>>,
+    reads: ReadCounters,
+}
+
+impl<K, V> Cache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A cache with the default shard count, no TTL and no janitor.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<&str, u32> = Cache::new();
+    /// cache.insert("a", 1);
+    /// assert_eq!(cache.get("a"), Some(1));
+    /// ```
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Starts configuring a cache; see [`CacheBuilder`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder()
+    ///     .default_ttl(Duration::from_secs(60))
+    ///     .build();
+    /// # let _ = cache;
+    /// ```
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::new()
+    }
+}
+
+impl<K, V> Default for Cache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    pub(crate) fn from_builder(builder: CacheBuilder<K, V, S>) -> Self {
+        let count = builder.shards;
+        debug_assert!(count.is_power_of_two());
+        let per_shard = builder.initial_capacity.div_ceil(count);
+        let slots = (0..count)
+            .map(|_| {
+                CachePadded::new(Slot {
+                    shard: RwLock::new(Shard::with_capacity(per_shard)),
+                    reads: ReadCounters::default(),
+                })
+            })
+            .collect();
+        let shards = Arc::new(Shards {
+            slots,
+            clock: builder.clock,
+        });
+        let janitor = if builder.cleanup_interval.is_zero() {
+            Janitor::disabled()
+        } else {
+            Janitor::start(Arc::downgrade(&shards), builder.cleanup_interval)
+        };
+        Self {
+            hasher: builder.hasher,
+            shards,
+            shift: u64::BITS - CONTROL_BITS - count.trailing_zeros(),
+            default_ttl: builder.default_ttl,
+            record_stats: builder.record_stats,
+            janitor,
+        }
+    }
+
+    #[inline]
+    fn slot(&self, hash: u64) -> &Slot<K, V> {
+        let slots = &self.shards.slots;
+        // `shift` is at most 57, so this never overflows; the mask keeps
+        // exactly log2(shards) bits.
+        let index = (hash >> self.shift) as usize & (slots.len() - 1);
+        &slots[index]
+    }
+
+    /// Inserts `value` under `key` with the default TTL, replacing any
+    /// previous value and its TTL.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<&str, u32> = Cache::new();
+    /// cache.insert("a", 1);
+    /// cache.insert("a", 2);
+    /// assert_eq!(cache.get("a"), Some(2));
+    /// ```
+    #[inline]
+    pub fn insert(&self, key: K, value: V) {
+        self.insert_with_ttl(key, value, self.default_ttl);
+    }
+
+    /// Inserts `value` under `key`, live for `ttl` from now, replacing any
+    /// previous value and its TTL. `Duration::ZERO`, or a TTL too large for
+    /// the clock, means it never expires.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shardcache::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<&str, u32> = Cache::builder().clock(clock.clone()).build();
+    /// cache.insert_with_ttl("short", 1, Duration::from_secs(1));
+    /// cache.insert_with_ttl("forever", 2, Duration::MAX);
+    /// clock.advance(Duration::from_secs(3600));
+    /// assert_eq!(cache.get("short"), None);
+    /// assert_eq!(cache.get("forever"), Some(2));
+    /// ```
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
+        let deadline = if ttl.is_zero() {
+            NEVER
+        } else {
+            deadline(self.shards.clock.now(), ttl)
+        };
+        let hash = self.hasher.hash_one(&key);
+        let slot = self.slot(hash);
+        let replaced = slot
+            .shard
+            .write()
+            .insert(hash, key, value, deadline, &self.hasher);
+        // The unused key and the old value are dropped here, after unlocking.
+        drop(replaced);
+    }
+
+    /// Returns a clone of the value under `key`, or `None` if there is none
+    /// or it has expired. An expired entry is removed.
+    ///
+    /// The key may be any borrowed form of `K` (`&str` for `String` keys).
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<String, u32> = Cache::new();
+    /// cache.insert("a".to_owned(), 1);
+    /// assert_eq!(cache.get("a"), Some(1));
+    /// assert_eq!(cache.get("b"), None);
+    /// ```
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.lookup(key, V::clone)
+    }
+
+    /// Whether `key` has a live value. An expired entry is removed, as by
+    /// [`get`](Self::get).
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new();
+    /// cache.insert(1, 1);
+    /// assert!(cache.contains_key(&1));
+    /// assert!(!cache.contains_key(&2));
+    /// ```
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.lookup(key, |_| ()).is_some()
+    }
+
+    /// The hot path: one hash, one read lock, one probe, `read` on the value.
+    #[inline]
+    fn lookup<Q, R>(&self, key: &Q, read: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let slot = self.slot(hash);
+        let clock = &self.shards.clock;
+        // The read guard is a temporary: it is released at the end of this
+        // statement, before anything else happens.
+        let found = slot.shard.read().get(hash, key, || clock.now(), read);
+        let result = match found {
+            Lookup::Live(value) => Some(value),
+            Lookup::Missing => None,
+            Lookup::Expired => {
+                Self::remove_expired_entry(slot, clock, hash, key);
+                None
+            }
+        };
+        if self.record_stats {
+            slot.reads.record(result.is_some());
+        }
+        result
+    }
+
+    /// The write half of the read-to-write upgrade. The read lock has been
+    /// released, so another thread may have replaced or removed the entry:
+    /// it is removed only if it is still there and still expired.
+    fn remove_expired_entry<Q>(slot: &Slot<K, V>, clock: &ClockSource, hash: u64, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let removed = slot.shard.write().remove_if_expired(hash, key, clock.now());
+        // Dropped after the write lock is released.
+        drop(removed);
+    }
+
+    /// Removes `key` and returns its value if it was live. An expired entry
+    /// is removed too, and `None` returned.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<&str, u32> = Cache::new();
+    /// cache.insert("a", 1);
+    /// assert_eq!(cache.remove("a"), Some(1));
+    /// assert_eq!(cache.remove("a"), None);
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let clock = &self.shards.clock;
+        let removed = self
+            .slot(hash)
+            .shard
+            .write()
+            .remove(hash, key, || clock.now());
+        match removed? {
+            Removed::Live(_key, value) => Some(value),
+            Removed::Expired(_entry) => None,
+        }
+    }
+}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// Removes every expired entry now, one shard at a time, and returns how
+    /// many were removed. The janitor does the same in the background.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shardcache::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<u32, u32> = Cache::builder().clock(clock.clone()).build();
+    /// cache.insert_with_ttl(1, 1, Duration::from_secs(1));
+    /// cache.insert(2, 2);
+    /// clock.advance(Duration::from_secs(2));
+    /// assert_eq!(cache.len(), 2); // expired entries count until removed
+    /// assert_eq!(cache.remove_expired(), 1);
+    /// assert_eq!(cache.len(), 1);
+    /// ```
+    pub fn remove_expired(&self) -> usize {
+        (0..self.shard_count())
+            .map(|index| self.shards.sweep_step(index))
+            .sum()
+    }
+
+    /// Sweeps one shard, exactly as one step of the janitor does. For the
+    /// model checker in `loom-tests/`; not part of the public API.
+    #[doc(hidden)]
+    pub fn __sweep_shard(&self, index: usize) -> usize {
+        self.shards.sweep_step(index)
+    }
+
+    /// Entries stored, summed over the shards. Expired entries count until
+    /// they are removed (by a lookup, `remove`, `remove_expired` or the
+    /// janitor). Under concurrent writes the sum is approximate.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new();
+    /// cache.insert(1, 1);
+    /// cache.insert(2, 2);
+    /// assert_eq!(cache.len(), 2);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.shards.slots.iter().map(|s| s.shard.read().len()).sum()
+    }
+
+    /// Whether no entries are stored (expired ones included).
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new();
+    /// assert!(cache.is_empty());
+    /// cache.insert(1, 1);
+    /// assert!(!cache.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.shards.slots.iter().all(|s| s.shard.read().len() == 0)
+    }
+
+    /// Removes every entry and frees the shards' tables, one shard at a
+    /// time. Values are dropped after each shard's lock is released.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new();
+    /// cache.insert(1, 1);
+    /// cache.clear();
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn clear(&self) {
+        for slot in self.shards.slots.iter() {
+            let entries = slot.shard.write().take_all();
+            drop(entries);
+        }
+    }
+
+    /// Number of shards (a power of two).
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder().shards(16).build();
+    /// assert_eq!(cache.shard_count(), 16);
+    /// ```
+    pub fn shard_count(&self) -> usize {
+        self.shards.slots.len()
+    }
+
+    /// The counters, summed over the shards; all zero unless the cache was
+    /// built with [`record_stats(true)`](CacheBuilder::record_stats).
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder().record_stats(true).build();
+    /// cache.insert(1, 1);
+    /// assert_eq!(cache.get(&1), Some(1));
+    /// assert_eq!(cache.stats().hits, 1);
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let mut stats = Stats::default();
+        if self.record_stats {
+            for slot in self.shards.slots.iter() {
+                stats += slot.shard.read().counts;
+                slot.reads.add_to(&mut stats);
+            }
+        }
+        stats
+    }
+
+    /// Stops the janitor thread and waits for it to exit. Idempotent; the
+    /// cache keeps working, expired entries are then removed lazily or by
+    /// [`remove_expired`](Self::remove_expired). Dropping the cache does the
+    /// same.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder()
+    ///     .cleanup_interval(Duration::from_millis(10))
+    ///     .build();
+    /// cache.close();
+    /// cache.close();
+    /// cache.insert(1, 1);
+    /// assert_eq!(cache.get(&1), Some(1));
+    /// ```
+    pub fn close(&self) {
+        self.janitor.stop();
+    }
+}
+
+impl<K, V> Sweep for Shards<K, V>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    fn steps(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Finds expired entries under the read lock, so readers are not blocked
+    /// when there are none; removes them under the write lock with a fresh
+    /// check; drops them after releasing it.
+    fn sweep_step(&self, index: usize) -> usize {
+        let slot = &self.slots[index];
+        let now = {
+            let shard = slot.shard.read();
+            if !shard.may_expire() {
+                return 0;
+            }
+            let now = self.clock.now();
+            if !shard.has_expired(now) {
+                return 0;
+            }
+            now
+        };
+        let removed = slot.shard.write().remove_expired(now);
+        removed.len()
+    }
+}
+
+impl<K, V, S> Drop for Cache<K, V, S> {
+    fn drop(&mut self) {
+        // Stop the janitor before the shards go, so it never drops them.
+        self.janitor.stop();
+    }
+}
+
+impl<K, V, S> fmt::Debug for Cache<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let len: usize = self.shards.slots.iter().map(|s| s.shard.read().len()).sum();
+        f.debug_struct("Cache")
+            .field("len", &len)
+            .field("shards", &self.shards.slots.len())
+            .field("default_ttl", &self.default_ttl)
+            .field("clock", &self.shards.clock)
+            .field("janitor", &self.janitor)
+            .field("record_stats", &self.record_stats)
+            .finish_non_exhaustive()
+    }
+}

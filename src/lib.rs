@@ -1,0 +1,76 @@
+//! # shardcache
+//!
+//! A sharded, lock-striped, in-memory cache for hot read paths: many threads
+//! reading one cache on every request.
+//!
+//! ```
+//! use std::time::Duration;
+//! use shardcache::Cache;
+//!
+//! let cache: Cache<String, u64> = Cache::builder()
+//!     .default_ttl(Duration::from_secs(60))
+//!     .build();
+//! cache.insert("answer".to_owned(), 42);
+//! assert_eq!(cache.get("answer"), Some(42));
+//! ```
+//!
+//! ## How it works
+//!
+//! A key is hashed once. Bits of that hash pick one of N shards (a power of
+//! two); each shard is a reader-writer lock around its own hash table, alone
+//! in its cache line, and the same hash finds the slot in the table. A `get`
+//! takes one read lock, clones the value out, and releases the lock: threads
+//! reading different shards never touch the same memory, and no guard ever
+//! escapes to your code, so you cannot deadlock by holding one. See
+//! `docs/DESIGN.md` for the numbers behind each choice.
+//!
+//! ## Expiry
+//!
+//! Each entry may carry a time to live ([`Cache::insert_with_ttl`], or
+//! [`CacheBuilder::default_ttl`] for [`Cache::insert`]). An entry inserted at
+//! `T` with TTL `t` is live while `now <= T + t`. A zero TTL, or one too
+//! large for the clock, means it never expires. Expired entries are never
+//! returned; they are removed when looked up, by [`Cache::remove_expired`],
+//! or by the background janitor ([`CacheBuilder::cleanup_interval`]), which
+//! sweeps one shard at a time.
+//!
+//! ## Time
+//!
+//! Expiry reads a [`Clock`], and only for entries that can expire. The
+//! default [`CoarseClock`] costs one atomic load per read (1 ms resolution);
+//! tests inject a [`ManualClock`] and move time by hand.
+//!
+//! ## Failure
+//!
+//! Locks never poison. A panic in your `Hash`, `Eq` or `Clone` unwinds out
+//! of the call that ran it and leaves the cache usable, with every entry
+//! either fully inserted or not at all. (A `Hash` that panics while a shard
+//! grows may make that shard forget entries; a cache may always forget.)
+//!
+//! ## Lifecycle
+//!
+//! [`Cache::close`] and dropping the cache stop and join the janitor thread.
+//! The janitor holds only a weak reference to the shards.
+//!
+//! ## The baseline
+//!
+//! [`baseline::SingleLockCache`] is the design this crate replaces: one lock,
+//! one map. It has the same API, and exists so benchmarks can show what
+//! sharding buys.
+
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations, rust_2018_idioms)]
+
+pub mod baseline;
+mod builder;
+mod cache;
+mod clock;
+mod janitor;
+mod shard;
+mod stats;
+mod sync;
+
+pub use builder::CacheBuilder;
+pub use cache::Cache;
+pub use clock::{Clock, CoarseClock, ManualClock};
+pub use stats::Stats;

@@ -1,0 +1,366 @@
+//! One shard's table and its expiry logic, written single-threaded.
+//!
+//! A [`Shard`] knows nothing about locks or threads: the cache wraps each one
+//! in a lock and calls these methods with the key's hash, computed once by the
+//! caller. Every method that removes or replaces something hands it back, so
+//! the caller can drop user values after releasing the lock.
+
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+
+use hashbrown::hash_table::{Entry as TableEntry, HashTable};
+
+use crate::clock::{is_expired, NEVER};
+
+/// One cached entry. The deadline is [`NEVER`] when it cannot expire.
+#[derive(Debug)]
+pub(crate) struct Entry<K, V> {
+    pub(crate) key: K,
+    pub(crate) value: V,
+    pub(crate) deadline: u64,
+}
+
+impl<K, V> Entry<K, V> {
+    #[inline]
+    pub(crate) fn can_expire(&self) -> bool {
+        self.deadline != NEVER
+    }
+}
+
+/// What a lookup found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Lookup<T> {
+    Live(T),
+    Expired,
+    Missing,
+}
+
+/// What [`Shard::remove`] took out. Both variants carry the value so it is
+/// dropped outside the lock.
+#[derive(Debug)]
+pub(crate) enum Removed<K, V> {
+    Live(K, V),
+    Expired(Entry<K, V>),
+}
+
+/// Counters kept under the shard's write lock.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct WriteCounts {
+    pub(crate) inserts: u64,
+    pub(crate) removals: u64,
+    pub(crate) expirations: u64,
+}
+
+/// A hash table of entries, addressed by a precomputed hash.
+#[derive(Debug)]
+pub(crate) struct Shard<K, V> {
+    table: HashTable<Entry<K, V>>,
+    /// False while no stored entry can expire, so sweeps skip the shard
+    /// without reading the clock. May be true when none is left.
+    may_expire: bool,
+    pub(crate) counts: WriteCounts,
+}
+
+impl<K, V> Default for Shard<K, V> {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl<K, V> Shard<K, V> {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            table: HashTable::with_capacity(capacity),
+            may_expire: false,
+            counts: WriteCounts::default(),
+        }
+    }
+
+    /// Entries stored, expired ones included.
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Takes every entry out, leaving an empty table that owns no memory.
+    pub(crate) fn take_all(&mut self) -> HashTable<Entry<K, V>> {
+        self.may_expire = false;
+        std::mem::take(&mut self.table)
+    }
+
+    /// Whether some stored entry may have a deadline. When false, no entry
+    /// can be expired and there is no need to read the clock.
+    pub(crate) fn may_expire(&self) -> bool {
+        self.may_expire
+    }
+
+    /// Whether any entry is expired at `now`.
+    pub(crate) fn has_expired(&self, now: u64) -> bool {
+        self.may_expire && self.table.iter().any(|e| is_expired(e.deadline, now))
+    }
+
+    /// Removes every entry expired at `now` and returns them.
+    pub(crate) fn remove_expired(&mut self, now: u64) -> Vec<Entry<K, V>> {
+        if !self.may_expire {
+            return Vec::new();
+        }
+        let mut still_may_expire = false;
+        let removed: Vec<_> = self
+            .table
+            .extract_if(|e| {
+                let expired = is_expired(e.deadline, now);
+                still_may_expire |= e.can_expire() && !expired;
+                expired
+            })
+            .collect();
+        self.may_expire = still_may_expire;
+        self.counts.expirations += removed.len() as u64;
+        removed
+    }
+}
+
+impl<K: Hash + Eq, V> Shard<K, V> {
+    /// Finds `key` and applies `read` to its value if it is live.
+    /// `now` is called only if the entry can expire.
+    #[inline]
+    pub(crate) fn get<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+        read: impl FnOnce(&V) -> R,
+    ) -> Lookup<R>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        match self.table.find(hash, |e| e.key.borrow() == key) {
+            None => Lookup::Missing,
+            Some(e) if e.can_expire() && is_expired(e.deadline, now()) => Lookup::Expired,
+            Some(e) => Lookup::Live(read(&e.value)),
+        }
+    }
+
+    /// Inserts or replaces. On replace, returns the key that was not stored
+    /// and the old entry's value, for the caller to drop after unlocking.
+    pub(crate) fn insert<S: BuildHasher>(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        deadline: u64,
+        hasher: &S,
+    ) -> Option<(K, V)> {
+        self.counts.inserts += 1;
+        self.may_expire |= deadline != NEVER;
+        let entry = self
+            .table
+            .entry(hash, |e| e.key == key, |e| hasher.hash_one(&e.key));
+        match entry {
+            TableEntry::Occupied(mut slot) => {
+                let slot = slot.get_mut();
+                slot.deadline = deadline;
+                let old = std::mem::replace(&mut slot.value, value);
+                Some((key, old))
+            }
+            TableEntry::Vacant(slot) => {
+                slot.insert(Entry {
+                    key,
+                    value,
+                    deadline,
+                });
+                None
+            }
+        }
+    }
+
+    /// Removes `key`. An expired entry is removed too, but reported as such.
+    pub(crate) fn remove<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+    ) -> Option<Removed<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let found = self
+            .table
+            .find_entry(hash, |e| e.key.borrow() == key)
+            .ok()?;
+        let (entry, _) = found.remove();
+        if entry.can_expire() && is_expired(entry.deadline, now()) {
+            self.counts.expirations += 1;
+            Some(Removed::Expired(entry))
+        } else {
+            self.counts.removals += 1;
+            Some(Removed::Live(entry.key, entry.value))
+        }
+    }
+
+    /// The second half of the read-to-write upgrade: removes `key` only if it
+    /// is still present and still expired at `now`. Another thread may have
+    /// replaced it with a fresh value since the read lock was released.
+    pub(crate) fn remove_if_expired<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        now: u64,
+    ) -> Option<Entry<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let found = self
+            .table
+            .find_entry(hash, |e| e.key.borrow() == key)
+            .ok()?;
+        if !is_expired(found.get().deadline, now) {
+            return None;
+        }
+        self.counts.expirations += 1;
+        Some(found.remove().0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::hash_map::DefaultHasher;
+    use std::hash::BuildHasherDefault;
+
+    type Hasher = BuildHasherDefault<DefaultHasher>;
+
+    fn h(key: &str) -> u64 {
+        Hasher::default().hash_one(key)
+    }
+
+    fn shard() -> Shard<String, u32> {
+        Shard::default()
+    }
+
+    fn insert(
+        s: &mut Shard<String, u32>,
+        key: &str,
+        value: u32,
+        deadline: u64,
+    ) -> Option<(String, u32)> {
+        s.insert(h(key), key.to_owned(), value, deadline, &Hasher::default())
+    }
+
+    #[test]
+    fn get_reads_live_and_reports_missing() {
+        let mut s = shard();
+        assert!(insert(&mut s, "a", 1, NEVER).is_none());
+        assert_eq!(
+            s.get(h("a"), "a", || unreachable!(), |v| *v),
+            Lookup::Live(1)
+        );
+        assert_eq!(s.get(h("b"), "b", || 0, |v| *v), Lookup::Missing);
+    }
+
+    #[test]
+    fn never_expiring_entries_do_not_read_the_clock() {
+        let mut s = shard();
+        insert(&mut s, "a", 1, NEVER);
+        let got = s.get(h("a"), "a", || panic!("clock read"), |v| *v);
+        assert_eq!(got, Lookup::Live(1));
+    }
+
+    #[test]
+    fn get_reports_expired_after_the_deadline_only() {
+        let mut s = shard();
+        insert(&mut s, "a", 1, 10);
+        assert_eq!(s.get(h("a"), "a", || 10, |v| *v), Lookup::Live(1));
+        assert_eq!(s.get(h("a"), "a", || 11, |v| *v), Lookup::Expired);
+        assert_eq!(s.len(), 1, "get does not remove; the caller upgrades");
+    }
+
+    #[test]
+    fn insert_replaces_value_and_deadline() {
+        let mut s = shard();
+        insert(&mut s, "a", 1, 10);
+        assert_eq!(insert(&mut s, "a", 2, NEVER), Some(("a".to_owned(), 1)));
+        assert_eq!(s.get(h("a"), "a", || 100, |v| *v), Lookup::Live(2));
+        assert_eq!(s.counts.inserts, 2);
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn remove_distinguishes_live_and_expired() {
+        let mut s = shard();
+        insert(&mut s, "live", 1, 10);
+        insert(&mut s, "old", 2, 5);
+        assert!(matches!(
+            s.remove(h("live"), "live", || 7),
+            Some(Removed::Live(_, 1))
+        ));
+        assert!(matches!(
+            s.remove(h("old"), "old", || 7),
+            Some(Removed::Expired(_))
+        ));
+        assert!(s.remove(h("old"), "old", || 7).is_none());
+        assert_eq!((s.counts.removals, s.counts.expirations), (1, 1));
+        assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn remove_if_expired_rechecks() {
+        let mut s = shard();
+        insert(&mut s, "a", 1, 10);
+        assert!(
+            s.remove_if_expired(h("a"), "a", 10).is_none(),
+            "not expired yet"
+        );
+        // A fresh value replaced the expired one between read and write lock.
+        insert(&mut s, "a", 2, 20);
+        assert!(s.remove_if_expired(h("a"), "a", 11).is_none());
+        assert_eq!(s.get(h("a"), "a", || 11, |v| *v), Lookup::Live(2));
+        assert_eq!(
+            s.remove_if_expired(h("a"), "a", 21).map(|e| e.value),
+            Some(2)
+        );
+        assert!(
+            s.remove_if_expired(h("a"), "a", 21).is_none(),
+            "already gone"
+        );
+        assert_eq!(s.counts.expirations, 1);
+    }
+
+    #[test]
+    fn remove_expired_sweeps_only_expired() {
+        let mut s = shard();
+        for i in 0..100u32 {
+            let deadline = if i % 2 == 0 { u64::from(i) } else { NEVER };
+            insert(&mut s, &i.to_string(), i, deadline);
+        }
+        assert!(s.has_expired(50));
+        let removed = s.remove_expired(50);
+        assert_eq!(removed.len(), 25, "even keys with deadline < 50");
+        assert!(!s.has_expired(50));
+        assert_eq!(s.len(), 75);
+        assert_eq!(s.counts.expirations, 25);
+    }
+
+    #[test]
+    fn shards_without_deadlines_are_never_swept() {
+        let mut s = shard();
+        insert(&mut s, "a", 1, NEVER);
+        assert!(!s.may_expire());
+        insert(&mut s, "b", 2, 10);
+        assert!(s.may_expire());
+        assert_eq!(s.remove_expired(11).len(), 1);
+        assert!(!s.may_expire(), "the only entry with a deadline is gone");
+        assert!(s.remove_expired(u64::MAX - 1).is_empty());
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn take_all_empties_and_frees() {
+        let mut s = shard();
+        insert(&mut s, "a", 1, NEVER);
+        assert_eq!(s.take_all().len(), 1);
+        assert_eq!(s.len(), 0);
+        assert!(!s.may_expire());
+    }
+}

@@ -1,0 +1,88 @@
+//! Counters: [`Stats`], and the per-shard read counters behind it.
+
+use std::ops::AddAssign;
+
+use crate::shard::WriteCounts;
+use crate::sync::{AtomicU64, Ordering};
+
+/// A snapshot of a cache's counters, summed over its shards.
+///
+/// Counting is off by default: the read counters would add an atomic
+/// increment to every `get` (measured in `docs/DESIGN.md`). Turn it on with
+/// [`CacheBuilder::record_stats`](crate::CacheBuilder::record_stats);
+/// without it every field is zero.
+///
+/// The snapshot is not atomic across shards: under concurrent use the fields
+/// may come from slightly different moments.
+///
+/// ```
+/// use shardcache::Cache;
+///
+/// let cache: Cache<u32, u32> = Cache::builder().record_stats(true).build();
+/// cache.insert(1, 10);
+/// cache.get(&1);
+/// cache.get(&2);
+/// let stats = cache.stats();
+/// assert_eq!((stats.inserts, stats.hits, stats.misses), (1, 1, 1));
+/// assert_eq!(stats.hit_ratio(), 0.5);
+/// ```
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Lookups (`get`, `contains_key`) that found a live entry.
+    pub hits: u64,
+    /// Lookups that found nothing, or an expired entry.
+    pub misses: u64,
+    /// Calls to `insert` and `insert_with_ttl`, new keys and replacements.
+    pub inserts: u64,
+    /// Live entries taken out by `remove`. `clear` is not counted.
+    pub removals: u64,
+    /// Expired entries removed, lazily by a lookup or `remove`, or by a sweep
+    /// (`remove_expired` or the janitor).
+    pub expirations: u64,
+}
+
+impl Stats {
+    /// `hits / (hits + misses)`, or 0 when there were no lookups.
+    ///
+    /// ```
+    /// let stats = shardcache::Stats { hits: 3, misses: 1, ..Default::default() };
+    /// assert_eq!(stats.hit_ratio(), 0.75);
+    /// ```
+    pub fn hit_ratio(&self) -> f64 {
+        let lookups = self.hits + self.misses;
+        if lookups == 0 {
+            0.0
+        } else {
+            self.hits as f64 / lookups as f64
+        }
+    }
+}
+
+impl AddAssign<WriteCounts> for Stats {
+    fn add_assign(&mut self, counts: WriteCounts) {
+        self.inserts += counts.inserts;
+        self.removals += counts.removals;
+        self.expirations += counts.expirations;
+    }
+}
+
+/// Hits and misses of one shard. They live next to the shard's lock, in the
+/// cache line that a read already owns, so counting touches no other line.
+#[derive(Debug, Default)]
+pub(crate) struct ReadCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl ReadCounters {
+    #[inline]
+    pub(crate) fn record(&self, hit: bool) {
+        let counter = if hit { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_to(&self, stats: &mut Stats) {
+        stats.hits += self.hits.load(Ordering::Relaxed);
+        stats.misses += self.misses.load(Ordering::Relaxed);
+    }
+}

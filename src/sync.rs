@@ -1,0 +1,154 @@
+//! The one place that decides where locks, atomics and threads come from.
+//!
+//! Library code imports `crate::sync::...` and never names `std::sync`,
+//! `parking_lot` or `loom` itself. A normal build uses parking_lot's locks
+//! (they never poison and measured faster for this workload, see
+//! `docs/DESIGN.md`) and std for the rest. Built with
+//! `RUSTFLAGS="--cfg shardcache_loom"`, everything maps to `loom`, so the
+//! model checker in `loom-tests/` explores the same code that ships.
+//!
+//! A crate-specific cfg is used instead of the conventional `--cfg loom`
+//! because several of our dependencies (crossbeam-utils, parking_lot) also
+//! switch on `cfg(loom)` and would then expect to run inside a loom model.
+//!
+//! Exceptions, each deliberate:
+//! - `Arc`/`Weak` are std's in both builds: loom has no `Weak`, and the
+//!   reference counts synchronise nothing the models check.
+//! - The process-wide ticker of [`CoarseClock`](crate::CoarseClock) uses std
+//!   directly; under loom that clock reads `Instant::now()` instead of
+//!   starting a thread (models use `ManualClock`).
+
+pub(crate) use std::sync::{Arc, Weak};
+
+#[cfg(not(shardcache_loom))]
+mod imp {
+    pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+    pub(crate) use std::thread;
+
+    /// A reader-writer lock that never poisons.
+    #[derive(Debug, Default)]
+    pub(crate) struct RwLock<T>(parking_lot::RwLock<T>);
+
+    pub(crate) type ReadGuard<'a, T> = parking_lot::RwLockReadGuard<'a, T>;
+    pub(crate) type WriteGuard<'a, T> = parking_lot::RwLockWriteGuard<'a, T>;
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(parking_lot::RwLock::new(value))
+        }
+
+        #[inline]
+        pub(crate) fn read(&self) -> ReadGuard<'_, T> {
+            self.0.read()
+        }
+
+        #[inline]
+        pub(crate) fn write(&self) -> WriteGuard<'_, T> {
+            self.0.write()
+        }
+    }
+
+    /// A mutex that never poisons.
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
+
+    pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(parking_lot::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock()
+        }
+    }
+
+    /// A condition variable paired with [`Mutex`].
+    #[derive(Debug, Default)]
+    pub(crate) struct Condvar(parking_lot::Condvar);
+
+    impl Condvar {
+        /// Waits until notified or until `timeout` passes (loom ignores the
+        /// timeout and only returns on a notification).
+        pub(crate) fn wait_timeout<'a, T>(
+            &self,
+            mut guard: MutexGuard<'a, T>,
+            timeout: std::time::Duration,
+        ) -> MutexGuard<'a, T> {
+            self.0.wait_for(&mut guard, timeout);
+            guard
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
+}
+
+#[cfg(shardcache_loom)]
+mod imp {
+    pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+    pub(crate) use loom::thread;
+    use std::sync::PoisonError;
+
+    /// loom's lock, with poisoning ignored as in the normal build.
+    #[derive(Debug)]
+    pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);
+
+    pub(crate) type ReadGuard<'a, T> = loom::sync::RwLockReadGuard<'a, T>;
+    pub(crate) type WriteGuard<'a, T> = loom::sync::RwLockWriteGuard<'a, T>;
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::RwLock::new(value))
+        }
+
+        pub(crate) fn read(&self) -> ReadGuard<'_, T> {
+            self.0.read().unwrap_or_else(PoisonError::into_inner)
+        }
+
+        pub(crate) fn write(&self) -> WriteGuard<'_, T> {
+            self.0.write().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    /// loom's mutex, with poisoning ignored as in the normal build.
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    /// loom's condition variable; loom ignores the timeout.
+    #[derive(Debug, Default)]
+    pub(crate) struct Condvar(loom::sync::Condvar);
+
+    impl Condvar {
+        pub(crate) fn wait_timeout<'a, T>(
+            &self,
+            guard: MutexGuard<'a, T>,
+            timeout: std::time::Duration,
+        ) -> MutexGuard<'a, T> {
+            match self.0.wait_timeout(guard, timeout) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            }
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
+}
+
+pub(crate) use imp::*;
