@@ -88,7 +88,9 @@ where
     pub fn new() -> Self {
         Self::builder().build()
     }
+}
 
+impl<K, V> Cache<K, V> {
     /// Starts configuring a cache; see [`CacheBuilder`].
     ///
     /// ```

@@ -6,6 +6,15 @@
 //! shard lock is ever held. It holds a [`Weak`] reference to what it sweeps,
 //! so it never keeps a forgotten cache alive, and it waits on a condition
 //! variable, so [`Janitor::stop`] wakes and joins it within a step.
+//!
+//! Under `--cfg shardcache_loom` the thread has to be modelled without
+//! time: loom ignores the timeout of a condition-variable wait (the wait
+//! returns only when notified) and has no `sleep`. So there the first
+//! [`LOOM_SWEEPS`] pauses elapse at once (the thread only checks whether it
+//! was stopped, then sweeps), and every later wait blocks until `stop`
+//! notifies it. A model thus sees the janitor before, inside and after a
+//! sweep, and waiting between sweeps, all racing with `stop`. The normal
+//! build is unchanged: every pause is a timed wait.
 
 use std::fmt;
 use std::time::Duration;
@@ -36,6 +45,13 @@ impl Signal {
             return true;
         }
         *self.wake.wait_timeout(stopped, pause)
+    }
+
+    /// Whether the janitor was told to stop, without waiting: a pause that
+    /// elapses at once. Only loom models use it (see the module docs).
+    #[cfg(shardcache_loom)]
+    fn is_stopped(&self) -> bool {
+        *self.stopped.lock()
     }
 
     fn stop(&self) {
@@ -106,6 +122,22 @@ impl fmt::Debug for Janitor {
     }
 }
 
+/// Under loom, how many of the janitor's pauses elapse at once, each
+/// followed by a sweep step, before it waits for `stop` (see the module docs).
+#[cfg(shardcache_loom)]
+const LOOM_SWEEPS: usize = 1;
+
+/// Waits out the `pause` before sweep number `sweeps`; returns whether the
+/// janitor was told to stop.
+fn pause_before_sweep(signal: &Signal, pause: Duration, sweeps: usize) -> bool {
+    #[cfg(shardcache_loom)]
+    if sweeps < LOOM_SWEEPS {
+        return signal.is_stopped();
+    }
+    let _ = sweeps;
+    signal.wait(pause)
+}
+
 /// The janitor thread's loop.
 fn run<T: Sweep>(target: &Weak<T>, signal: &Signal, interval: Duration) {
     let Some(steps) = target.upgrade().map(|t| t.steps().max(1)) else {
@@ -113,11 +145,13 @@ fn run<T: Sweep>(target: &Weak<T>, signal: &Signal, interval: Duration) {
     };
     let pause = interval / u32::try_from(steps).unwrap_or(u32::MAX);
     let mut index = 0;
-    while !signal.wait(pause) {
+    let mut sweeps = 0;
+    while !pause_before_sweep(signal, pause, sweeps) {
         let Some(target) = target.upgrade() else {
             return;
         };
         target.sweep_step(index);
         index = (index + 1) % steps;
+        sweeps += 1;
     }
 }

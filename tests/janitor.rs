@@ -1,0 +1,155 @@
+//! The janitor thread, shutdown, and where values are dropped.
+//!
+//! Expiry is driven by `ManualClock`; the only waiting is a bounded poll
+//! for the real janitor thread to get its turn.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::CacheApi;
+use shardcache::{Cache, ManualClock};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// Polls `done` until it holds, for at most 30 s.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn janitor_removes_expired_entries<C: CacheApi<u32, u32>>() {
+    let clock = ManualClock::new();
+    let cache = C::build(
+        Cache::builder()
+            .shards(4)
+            .clock(clock.clone())
+            .cleanup_interval(Duration::from_millis(2)),
+    );
+    for key in 0..100 {
+        let ttl = if key < 60 { SECOND } else { Duration::ZERO };
+        cache.insert_with_ttl(key, key, ttl);
+    }
+    clock.advance(2 * SECOND);
+    eventually("the janitor swept every shard", || cache.len() == 40);
+    assert!((60..100).all(|key| cache.get(&key) == Some(key)));
+    cache.close();
+}
+
+fn close_returns_promptly_with_a_long_interval<C: CacheApi<u32, u32> + 'static>() {
+    let cache = C::build(Cache::builder().cleanup_interval(Duration::from_secs(3600)));
+    let (done, closed) = mpsc::channel();
+    std::thread::spawn(move || {
+        cache.close();
+        done.send(()).expect("test thread is waiting");
+    });
+    closed
+        .recv_timeout(Duration::from_secs(30))
+        .expect("close waited for the hour-long interval instead of waking the janitor");
+}
+
+fn dropping_stops_the_janitor<C: CacheApi<u32, u32> + 'static>() {
+    let cache = C::build(Cache::builder().cleanup_interval(Duration::from_secs(3600)));
+    let (done, dropped) = mpsc::channel();
+    std::thread::spawn(move || {
+        drop(cache);
+        done.send(()).expect("test thread is waiting");
+    });
+    dropped
+        .recv_timeout(Duration::from_secs(30))
+        .expect("drop did not stop the janitor");
+}
+
+/// A value whose `Drop` reads the cache it was stored in. Dropped under that
+/// cache's lock, it would deadlock; the tests run each path on a helper
+/// thread and fail if it does not finish.
+struct Reentrant {
+    cache: &'static OnceLock<Cache<u32, Arc<Reentrant>>>,
+    drops: &'static AtomicUsize,
+}
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        if let Some(cache) = self.cache.get() {
+            // Read-locks the cache's only shard: blocks forever if this
+            // thread holds its write lock.
+            let _ = cache.contains_key(&0);
+            let _ = cache.len();
+        }
+        self.drops.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn values_are_dropped_after_the_lock_is_released() {
+    static CACHE: OnceLock<Cache<u32, Arc<Reentrant>>> = OnceLock::new();
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    let clock = ManualClock::new();
+    let value = || {
+        Arc::new(Reentrant {
+            cache: &CACHE,
+            drops: &DROPS,
+        })
+    };
+    let cache = CACHE.get_or_init(|| Cache::builder().shards(1).clock(clock.clone()).build());
+
+    let (done, finished) = mpsc::channel();
+    let worker_clock = clock.clone();
+    std::thread::spawn(move || {
+        let step = |name: &'static str| done.send(name).expect("test thread is waiting");
+        cache.insert(1, value());
+        cache.insert(1, value()); // replace drops the old value
+        step("insert");
+        drop(cache.remove(&1)); // the returned value is the caller's
+        step("remove");
+        cache.insert_with_ttl(2, value(), SECOND);
+        worker_clock.advance(2 * SECOND);
+        assert!(cache.get(&2).is_none()); // lazy expiry drops it
+        step("get of an expired entry");
+        cache.insert_with_ttl(3, value(), SECOND);
+        worker_clock.advance(2 * SECOND);
+        assert_eq!(cache.remove_expired(), 1);
+        step("remove_expired");
+        cache.insert(4, value());
+        cache.clear();
+        step("clear");
+    });
+    for expected in [
+        "insert",
+        "remove",
+        "get of an expired entry",
+        "remove_expired",
+        "clear",
+    ] {
+        let got = finished
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!("deadlock: a value was dropped under a lock after `{expected}`")
+            });
+        assert_eq!(got, expected);
+    }
+    assert!(DROPS.load(Ordering::Relaxed) >= 5);
+}
+
+macro_rules! suite {
+    ($($test:ident),* $(,)?) => {
+        mod sharded {
+            $( #[test] fn $test() { super::$test::<shardcache::Cache<_, _>>(); } )*
+        }
+        mod single_lock {
+            $( #[test] fn $test() { super::$test::<shardcache::baseline::SingleLockCache<_, _>>(); } )*
+        }
+    };
+}
+
+suite!(
+    janitor_removes_expired_entries,
+    close_returns_promptly_with_a_long_interval,
+    dropping_stops_the_janitor,
+);

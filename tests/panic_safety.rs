@@ -1,0 +1,184 @@
+//! A panic in a user's `Hash`, `Eq` or `Clone`, inside or outside a lock,
+//! leaves the cache usable: no poisoned lock, no half-inserted entry.
+
+mod common;
+
+use std::cell::Cell;
+use std::hash::{Hash, Hasher};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use common::CacheApi;
+use shardcache::Cache;
+
+thread_local! {
+    /// Which user method panics next on this thread.
+    static TRAP: Cell<Trap> = const { Cell::new(Trap::None) };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trap {
+    None,
+    Hash,
+    Eq,
+    Clone,
+    /// Hashing the key with this id panics.
+    HashOf(u32),
+}
+
+fn armed(trap: Trap) -> bool {
+    TRAP.with(|t| t.get() == trap)
+}
+
+/// Runs `op` with `trap` armed on this thread and expects it to panic.
+fn panics_with<R>(trap: Trap, op: impl FnOnce() -> R) {
+    TRAP.with(|t| t.set(trap));
+    let result = catch_unwind(AssertUnwindSafe(op));
+    TRAP.with(|t| t.set(Trap::None));
+    assert!(result.is_err(), "expected the {trap:?} trap to fire");
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Key(u32);
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        assert!(!armed(Trap::Hash), "user Hash panicked");
+        assert!(!armed(Trap::HashOf(self.0)), "user Hash panicked");
+        self.0.hash(state);
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Value(u32);
+
+impl Clone for Value {
+    fn clone(&self) -> Self {
+        assert!(!armed(Trap::Clone), "user Clone panicked");
+        Value(self.0)
+    }
+}
+
+/// `Eq` that can panic: keys compare only when their hashes match, so
+/// this is reached under the shard's lock.
+#[derive(Debug)]
+struct EqKey(u32);
+
+impl PartialEq for EqKey {
+    fn eq(&self, other: &Self) -> bool {
+        assert!(!armed(Trap::Eq), "user Eq panicked");
+        self.0 == other.0
+    }
+}
+impl Eq for EqKey {}
+impl Hash for EqKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+/// After a panic: every old entry is intact, the cache takes new ones, and
+/// the locks are not poisoned (a poisoned lock would panic here).
+fn assert_usable<C: CacheApi<Key, Value>>(cache: &C, keys: u32) {
+    for k in 0..keys {
+        assert_eq!(cache.get(&Key(k)), Some(Value(k)), "entry {k} lost");
+    }
+    cache.insert(Key(1000), Value(1000));
+    assert_eq!(cache.get(&Key(1000)), Some(Value(1000)));
+    assert_eq!(cache.remove(&Key(1000)), Some(Value(1000)));
+    assert_eq!(cache.len(), keys as usize);
+}
+
+fn filled<C: CacheApi<Key, Value>>(keys: u32) -> C {
+    let cache = C::build(Cache::builder().shards(2));
+    for k in 0..keys {
+        cache.insert(Key(k), Value(k));
+    }
+    cache
+}
+
+fn hash_panic_on_every_operation<C: CacheApi<Key, Value>>() {
+    let cache: C = filled(10);
+    panics_with(Trap::Hash, || cache.insert(Key(50), Value(50)));
+    panics_with(Trap::Hash, || cache.get(&Key(1)));
+    panics_with(Trap::Hash, || cache.contains_key(&Key(1)));
+    panics_with(Trap::Hash, || cache.remove(&Key(1)));
+    assert_eq!(
+        cache.get(&Key(50)),
+        None,
+        "the panicking insert inserted nothing"
+    );
+    assert_usable(&cache, 10);
+}
+
+fn clone_panic_under_the_read_lock<C: CacheApi<Key, Value>>() {
+    let cache: C = filled(10);
+    panics_with(Trap::Clone, || cache.get(&Key(3)));
+    assert_usable(&cache, 10);
+}
+
+fn eq_panic_under_the_write_lock<C: CacheApi<EqKey, u32>>() {
+    let cache = C::build(Cache::builder().shards(2));
+    for k in 0..10 {
+        cache.insert(EqKey(k), k);
+    }
+    panics_with(Trap::Eq, || cache.insert(EqKey(3), 300));
+    panics_with(Trap::Eq, || cache.remove(&EqKey(4)));
+    panics_with(Trap::Eq, || cache.get(&EqKey(5)));
+    // No half-inserted entry: the old value is intact and nothing was added.
+    assert_eq!(cache.get(&EqKey(3)), Some(3));
+    assert_eq!(cache.len(), 10);
+    cache.insert(EqKey(3), 30);
+    assert_eq!(cache.get(&EqKey(3)), Some(30));
+    assert_eq!(cache.remove(&EqKey(4)), Some(4));
+}
+
+fn hash_panic_while_the_table_grows<C: CacheApi<Key, Value>>() {
+    // Growing the table rehashes every stored key under the write lock.
+    // Key 0 panics whenever it is hashed; insert new keys until a growth
+    // rehashes it.
+    let cache = C::build(Cache::builder().shards(1));
+    cache.insert(Key(0), Value(0));
+    TRAP.with(|t| t.set(Trap::HashOf(0)));
+    let mut next = 1;
+    let grew = loop {
+        assert!(next < 100_000, "the table never grew");
+        let result = catch_unwind(AssertUnwindSafe(|| cache.insert(Key(next), Value(next))));
+        next += 1;
+        if result.is_err() {
+            break next - 1;
+        }
+    };
+    TRAP.with(|t| t.set(Trap::None));
+    // The shard may have forgotten entries, but it is consistent: every key
+    // is readable with its own value or absent, and `len` agrees.
+    let present = (0..=grew)
+        .filter(|&k| match cache.get(&Key(k)) {
+            Some(value) => {
+                assert_eq!(value, Value(k));
+                true
+            }
+            None => false,
+        })
+        .count();
+    assert_eq!(present, cache.len());
+    cache.insert(Key(0), Value(0));
+    assert_eq!(cache.get(&Key(0)), Some(Value(0)));
+}
+
+macro_rules! suite {
+    ($($test:ident),* $(,)?) => {
+        mod sharded {
+            $( #[test] fn $test() { super::$test::<shardcache::Cache<_, _>>(); } )*
+        }
+        mod single_lock {
+            $( #[test] fn $test() { super::$test::<shardcache::baseline::SingleLockCache<_, _>>(); } )*
+        }
+    };
+}
+
+suite!(
+    hash_panic_on_every_operation,
+    clone_panic_under_the_read_lock,
+    eq_panic_under_the_write_lock,
+    hash_panic_while_the_table_grows,
+);

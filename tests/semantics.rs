@@ -1,0 +1,368 @@
+//! The semantic suite: every documented behaviour, written once against
+//! `CacheApi` and instantiated for `Cache` and for `SingleLockCache`.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::CacheApi;
+use shardcache::{Cache, CacheBuilder, Clock, ManualClock, Stats};
+
+const SECOND: Duration = Duration::from_secs(1);
+const NANO: Duration = Duration::from_nanos(1);
+
+fn with_clock<K, V>(clock: &ManualClock) -> CacheBuilder<K, V> {
+    Cache::builder().clock(clock.clone())
+}
+
+fn insert_get_and_replace<C: CacheApi<u64, String>>() {
+    let cache = C::build(Cache::builder());
+    assert_eq!(cache.get(&1), None);
+    cache.insert(1, "one".into());
+    assert_eq!(cache.get(&1).as_deref(), Some("one"));
+    cache.insert(1, "uno".into());
+    assert_eq!(cache.get(&1).as_deref(), Some("uno"));
+    assert_eq!(cache.len(), 1);
+}
+
+fn borrowed_lookups() {
+    // `CacheApi` takes `&K`; `&str` lookups into `String` keys go through
+    // the real API of each type.
+    let cache: Cache<String, u32> = Cache::new();
+    cache.insert("key".to_owned(), 1);
+    assert_eq!(cache.get("key"), Some(1));
+    assert!(cache.contains_key("key"));
+    assert_eq!(cache.remove("key"), Some(1));
+
+    let single = Cache::<String, u32>::builder().build_single_lock();
+    single.insert("key".to_owned(), 1);
+    assert_eq!(single.get("key"), Some(1));
+    assert!(single.contains_key("key"));
+    assert_eq!(single.remove("key"), Some(1));
+}
+
+fn live_through_the_deadline_expired_one_nanosecond_after<C: CacheApi<u32, u32>>() {
+    let clock = ManualClock::new();
+    let cache = C::build(with_clock(&clock));
+    clock.advance(Duration::from_millis(3)); // T is not the clock's origin
+    cache.insert_with_ttl(1, 10, SECOND);
+    clock.advance(SECOND);
+    assert_eq!(cache.get(&1), Some(10), "live at T + t");
+    assert!(cache.contains_key(&1));
+    clock.advance(NANO);
+    assert_eq!(cache.get(&1), None, "expired at T + t + 1ns");
+}
+
+fn zero_ttl_never_expires<C: CacheApi<u32, u32>>() {
+    let clock = ManualClock::new();
+    let cache = C::build(with_clock(&clock).default_ttl(SECOND));
+    cache.insert_with_ttl(1, 10, Duration::ZERO);
+    clock.advance(Duration::from_secs(1_000_000));
+    assert_eq!(cache.get(&1), Some(10));
+}
+
+fn overflowing_ttl_never_expires<C: CacheApi<u32, u32>>() {
+    let clock = ManualClock::new();
+    let cache = C::build(with_clock(&clock));
+    cache.insert_with_ttl(1, 1, Duration::MAX);
+    cache.insert_with_ttl(2, 2, Duration::from_nanos(u64::MAX));
+    // A clock near the end of its range: now + ttl overflows.
+    clock.advance(Duration::from_nanos(u64::MAX - 10));
+    cache.insert_with_ttl(3, 3, Duration::from_nanos(11));
+    cache.insert_with_ttl(4, 4, Duration::from_nanos(5));
+    clock.advance(Duration::MAX); // saturates at the end of the range
+    assert_eq!(cache.get(&1), Some(1));
+    assert_eq!(cache.get(&2), Some(2));
+    assert_eq!(cache.get(&3), Some(3));
+    assert_eq!(
+        cache.get(&4),
+        None,
+        "a deadline inside the range still expires"
+    );
+}
+
+fn default_ttl_applies_to_insert_only<C: CacheApi<u32, u32>>() {
+    let clock = ManualClock::new();
+    let cache = C::build(with_clock(&clock).default_ttl(SECOND));
+    cache.insert(1, 1); // default TTL: 1 s
+    cache.insert_with_ttl(2, 2, 10 * SECOND); // per-entry TTL wins
+    clock.advance(2 * SECOND);
+    assert_eq!(cache.get(&1), None);
+    assert_eq!(cache.get(&2), Some(2));
+}
+
+fn no_default_ttl_means_never<C: CacheApi<u32, u32>>() {
+    let clock = ManualClock::new();
+    let cache = C::build(with_clock(&clock));
+    cache.insert(1, 1);
+    clock.advance(Duration::from_secs(u32::MAX.into()));
+    assert_eq!(cache.get(&1), Some(1));
+}
+
+fn reinsert_refreshes_the_ttl<C: CacheApi<u32, u32>>() {
+    let clock = ManualClock::new();
+    let cache = C::build(with_clock(&clock));
+    cache.insert_with_ttl(1, 1, SECOND);
+    clock.advance(SECOND / 2);
+    cache.insert_with_ttl(1, 2, SECOND);
+    clock.advance(SECOND); // past the first deadline, before the second
+    assert_eq!(cache.get(&1), Some(2));
+    cache.insert_with_ttl(1, 3, Duration::ZERO); // and to "never"
+    clock.advance(100 * SECOND);
+    assert_eq!(cache.get(&1), Some(3));
+}
+
+fn reinsert_can_shorten_the_ttl<C: CacheApi<u32, u32>>() {
+    let clock = ManualClock::new();
+    let cache = C::build(with_clock(&clock));
+    cache.insert(1, 1);
+    cache.insert_with_ttl(1, 2, SECOND);
+    clock.advance(2 * SECOND);
+    assert_eq!(cache.get(&1), None);
+}
+
+fn expired_get_removes_the_entry<C: CacheApi<u32, u32>>() {
+    let clock = ManualClock::new();
+    let cache = C::build(with_clock(&clock));
+    cache.insert_with_ttl(1, 1, SECOND);
+    cache.insert(2, 2);
+    clock.advance(2 * SECOND);
+    assert_eq!(cache.len(), 2, "expired entries count until removed");
+    assert_eq!(cache.get(&1), None);
+    assert_eq!(cache.len(), 1, "get removed the expired entry");
+}
+
+fn expired_contains_key_removes_the_entry<C: CacheApi<u32, u32>>() {
+    let clock = ManualClock::new();
+    let cache = C::build(with_clock(&clock));
+    cache.insert_with_ttl(1, 1, SECOND);
+    clock.advance(2 * SECOND);
+    assert!(!cache.contains_key(&1));
+    assert!(cache.is_empty());
+}
+
+fn remove_returns_live_values_only<C: CacheApi<u32, u32>>() {
+    let clock = ManualClock::new();
+    let cache = C::build(with_clock(&clock));
+    cache.insert(1, 1);
+    cache.insert_with_ttl(2, 2, SECOND);
+    assert_eq!(cache.remove(&1), Some(1));
+    assert_eq!(cache.remove(&1), None, "already gone");
+    assert_eq!(cache.remove(&3), None, "never there");
+    clock.advance(2 * SECOND);
+    assert_eq!(cache.remove(&2), None, "expired: removed, not returned");
+    assert!(cache.is_empty());
+}
+
+fn remove_expired_sweeps_everything_expired<C: CacheApi<u32, u32>>() {
+    let clock = ManualClock::new();
+    let cache = C::build(with_clock(&clock).shards(8));
+    for key in 0..1000 {
+        let ttl = if key % 4 == 0 { SECOND } else { Duration::ZERO };
+        cache.insert_with_ttl(key, key, ttl);
+    }
+    assert_eq!(cache.remove_expired(), 0, "nothing expired yet");
+    clock.advance(2 * SECOND);
+    assert_eq!(cache.remove_expired(), 250);
+    assert_eq!(cache.len(), 750);
+    assert_eq!(cache.remove_expired(), 0);
+    assert!((0..1000).all(|key| cache.contains_key(&key) == (key % 4 != 0)));
+}
+
+fn clear_removes_everything<C: CacheApi<u32, u32>>() {
+    let cache = C::build(Cache::builder());
+    for key in 0..100 {
+        cache.insert(key, key);
+    }
+    cache.clear();
+    assert!(cache.is_empty());
+    assert_eq!(cache.get(&5), None);
+    cache.insert(5, 5);
+    assert_eq!(cache.get(&5), Some(5), "usable after clear");
+}
+
+fn stats_count_every_kind_of_event<C: CacheApi<u32, u32>>() {
+    let clock = ManualClock::new();
+    let cache = C::build(with_clock(&clock).record_stats(true));
+    cache.insert(1, 1);
+    cache.insert(1, 1);
+    cache.insert_with_ttl(2, 2, SECOND);
+    cache.insert_with_ttl(3, 3, SECOND);
+    cache.insert_with_ttl(4, 4, SECOND);
+    assert_eq!(cache.get(&1), Some(1));
+    assert!(cache.contains_key(&1));
+    assert_eq!(cache.get(&9), None);
+    assert_eq!(cache.remove(&1), Some(1));
+    clock.advance(2 * SECOND);
+    assert_eq!(cache.get(&2), None); // lazy expiration + miss
+    assert_eq!(cache.remove(&3), None); // expiration by remove
+    assert_eq!(cache.remove_expired(), 1); // swept
+    let expected = Stats {
+        hits: 2,
+        misses: 2,
+        inserts: 5,
+        removals: 1,
+        expirations: 3,
+    };
+    assert_eq!(cache.stats(), expected);
+}
+
+fn stats_are_zero_unless_recorded<C: CacheApi<u32, u32>>() {
+    let cache = C::build(Cache::builder());
+    cache.insert(1, 1);
+    cache.get(&1);
+    cache.get(&2);
+    assert_eq!(cache.stats(), Stats::default());
+}
+
+fn close_is_idempotent_and_the_cache_keeps_working<C: CacheApi<u32, u32>>() {
+    let clock = ManualClock::new();
+    let cache = C::build(with_clock(&clock).cleanup_interval(Duration::from_millis(1)));
+    cache.close();
+    cache.close();
+    cache.insert_with_ttl(1, 1, SECOND);
+    assert_eq!(cache.get(&1), Some(1));
+    clock.advance(2 * SECOND);
+    assert_eq!(cache.remove_expired(), 1);
+}
+
+/// A clock that counts its readings.
+#[derive(Debug, Clone, Default)]
+struct CountingClock(Arc<AtomicUsize>);
+
+impl Clock for CountingClock {
+    fn now_nanos(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        0
+    }
+}
+
+fn entries_without_ttl_never_read_the_clock<C: CacheApi<u32, u32>>() {
+    let clock = CountingClock::default();
+    let cache = C::build(
+        Cache::builder()
+            .clock(clock.clone())
+            .cleanup_interval(Duration::from_millis(1)),
+    );
+    for key in 0..100 {
+        cache.insert(key, key);
+        assert_eq!(cache.get(&key), Some(key));
+        assert!(cache.contains_key(&key));
+    }
+    assert_eq!(cache.remove(&1), Some(1));
+    assert_eq!(cache.get(&1), None);
+    cache.close();
+    assert_eq!(clock.0.load(Ordering::Relaxed), 0);
+}
+
+fn shard_count_is_reported<C: CacheApi<u32, u32>>() {
+    let cache = C::build(Cache::builder().shards(5));
+    assert!(cache.shard_count() == 8 || cache.shard_count() == 1);
+}
+
+fn concurrent_writers_and_readers_agree<C: CacheApi<u64, u64> + 'static>() {
+    let cache = Arc::new(C::build(Cache::builder().shards(4)));
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let cache = Arc::clone(&cache);
+            std::thread::spawn(move || {
+                for i in 0..2_000u64 {
+                    let key = t * 10_000 + i;
+                    cache.insert(key, key * 2);
+                    assert_eq!(cache.get(&key), Some(key * 2));
+                    if i % 3 == 0 {
+                        assert_eq!(cache.remove(&key), Some(key * 2));
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("worker panicked");
+    }
+    let expected = 4 * (2_000 - 2_000usize.div_ceil(3));
+    assert_eq!(cache.len(), expected);
+}
+
+macro_rules! suite {
+    ($($test:ident),* $(,)?) => {
+        mod sharded {
+            $( #[test] fn $test() { super::$test::<shardcache::Cache<_, _>>(); } )*
+        }
+        mod single_lock {
+            $( #[test] fn $test() { super::$test::<shardcache::baseline::SingleLockCache<_, _>>(); } )*
+        }
+    };
+}
+
+suite!(
+    insert_get_and_replace,
+    live_through_the_deadline_expired_one_nanosecond_after,
+    zero_ttl_never_expires,
+    overflowing_ttl_never_expires,
+    default_ttl_applies_to_insert_only,
+    no_default_ttl_means_never,
+    reinsert_refreshes_the_ttl,
+    reinsert_can_shorten_the_ttl,
+    expired_get_removes_the_entry,
+    expired_contains_key_removes_the_entry,
+    remove_returns_live_values_only,
+    remove_expired_sweeps_everything_expired,
+    clear_removes_everything,
+    stats_count_every_kind_of_event,
+    stats_are_zero_unless_recorded,
+    close_is_idempotent_and_the_cache_keeps_working,
+    entries_without_ttl_never_read_the_clock,
+    shard_count_is_reported,
+    concurrent_writers_and_readers_agree,
+);
+
+#[test]
+fn borrowed_lookups_on_both_types() {
+    borrowed_lookups();
+}
+
+#[test]
+fn shards_round_up_to_a_power_of_two() {
+    let cache: Cache<u32, u32> = Cache::builder().shards(5).build();
+    assert_eq!(cache.shard_count(), 8);
+    let one: Cache<u32, u32> = Cache::builder().shards(1).build();
+    one.insert(1, 1);
+    assert_eq!(one.get(&1), Some(1));
+}
+
+#[test]
+fn default_shard_count_is_a_power_of_two() {
+    let cache: Cache<u32, u32> = Cache::new();
+    assert!(cache.shard_count().is_power_of_two());
+}
+
+#[test]
+fn initial_capacity_does_not_change_behaviour() {
+    let cache: Cache<u32, u32> = Cache::builder().initial_capacity(10_000).shards(16).build();
+    for key in 0..20_000 {
+        cache.insert(key, key);
+    }
+    assert_eq!(cache.len(), 20_000);
+}
+
+#[test]
+fn types_are_send_sync_and_debug() {
+    fn check<T: Send + Sync + std::fmt::Debug>() {}
+    check::<Cache<String, Vec<u8>>>();
+    check::<shardcache::baseline::SingleLockCache<String, Vec<u8>>>();
+    check::<CacheBuilder<String, Vec<u8>>>();
+    check::<ManualClock>();
+    check::<shardcache::CoarseClock>();
+    check::<Stats>();
+
+    let cache: Cache<u32, u32> = Cache::builder().shards(2).build();
+    cache.insert(1, 1);
+    let shown = format!("{cache:?}");
+    assert!(
+        shown.contains("len: 1") && shown.contains("shards: 2"),
+        "{shown}"
+    );
+}
