@@ -1,14 +1,14 @@
 //! The one place that decides where locks, atomics and threads come from.
 //!
-//! Library code imports `crate::sync::...` and never names `std::sync`,
-//! `parking_lot` or `loom` itself. A normal build uses parking_lot's locks
-//! (they never poison and measured faster for this workload, see
-//! `docs/DESIGN.md`) and std for the rest. Built with
-//! `RUSTFLAGS="--cfg shardcache_loom"`, everything maps to `loom`, so the
-//! model checker in `loom-tests/` explores the same code that ships.
+//! Library code imports `crate::sync::...` and never names `std::sync` or
+//! `loom` itself. A normal build uses std's locks with poisoning ignored
+//! (parking_lot measured 2-3% slower on this workload, see
+//! `docs/DESIGN.md`). Built with `RUSTFLAGS="--cfg shardcache_loom"`,
+//! everything maps to `loom`, so the model checker in `loom-tests/`
+//! explores the same code that ships.
 //!
 //! A crate-specific cfg is used instead of the conventional `--cfg loom`
-//! because several of our dependencies (crossbeam-utils, parking_lot) also
+//! because several of our dependencies (crossbeam-utils among them) also
 //! switch on `cfg(loom)` and would then expect to run inside a loom model.
 //!
 //! Exceptions, each deliberate:
@@ -24,60 +24,66 @@ pub(crate) use std::sync::{Arc, Weak};
 mod imp {
     pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
     pub(crate) use std::thread;
+    use std::sync::PoisonError;
 
-    /// A reader-writer lock that never poisons.
+    /// std's reader-writer lock, with poisoning ignored: every write the
+    /// library makes under a lock leaves the table consistent even if user
+    /// code (`Hash`, `Eq`) panics midway, so a poisoned flag carries no
+    /// information and must not turn later calls into panics.
     #[derive(Debug, Default)]
-    pub(crate) struct RwLock<T>(parking_lot::RwLock<T>);
+    pub(crate) struct RwLock<T>(std::sync::RwLock<T>);
 
-    pub(crate) type ReadGuard<'a, T> = parking_lot::RwLockReadGuard<'a, T>;
-    pub(crate) type WriteGuard<'a, T> = parking_lot::RwLockWriteGuard<'a, T>;
+    pub(crate) type ReadGuard<'a, T> = std::sync::RwLockReadGuard<'a, T>;
+    pub(crate) type WriteGuard<'a, T> = std::sync::RwLockWriteGuard<'a, T>;
 
     impl<T> RwLock<T> {
         pub(crate) fn new(value: T) -> Self {
-            Self(parking_lot::RwLock::new(value))
+            Self(std::sync::RwLock::new(value))
         }
 
         #[inline]
         pub(crate) fn read(&self) -> ReadGuard<'_, T> {
-            self.0.read()
+            self.0.read().unwrap_or_else(PoisonError::into_inner)
         }
 
         #[inline]
         pub(crate) fn write(&self) -> WriteGuard<'_, T> {
-            self.0.write()
+            self.0.write().unwrap_or_else(PoisonError::into_inner)
         }
     }
 
-    /// A mutex that never poisons.
+    /// std's mutex, with poisoning ignored as for [`RwLock`].
     #[derive(Debug, Default)]
-    pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
+    pub(crate) struct Mutex<T>(std::sync::Mutex<T>);
 
-    pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+    pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
 
     impl<T> Mutex<T> {
         pub(crate) fn new(value: T) -> Self {
-            Self(parking_lot::Mutex::new(value))
+            Self(std::sync::Mutex::new(value))
         }
 
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-            self.0.lock()
+            self.0.lock().unwrap_or_else(PoisonError::into_inner)
         }
     }
 
     /// A condition variable paired with [`Mutex`].
     #[derive(Debug, Default)]
-    pub(crate) struct Condvar(parking_lot::Condvar);
+    pub(crate) struct Condvar(std::sync::Condvar);
 
     impl Condvar {
         /// Waits until notified or until `timeout` passes (loom ignores the
         /// timeout and only returns on a notification).
         pub(crate) fn wait_timeout<'a, T>(
             &self,
-            mut guard: MutexGuard<'a, T>,
+            guard: MutexGuard<'a, T>,
             timeout: std::time::Duration,
         ) -> MutexGuard<'a, T> {
-            self.0.wait_for(&mut guard, timeout);
-            guard
+            match self.0.wait_timeout(guard, timeout) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            }
         }
 
         pub(crate) fn notify_all(&self) {
