@@ -337,10 +337,13 @@ where
     }
 
     fn sweep_step(&self, _index: usize) -> usize {
-        let now = self.clock.now();
         let mut map = self.map.write();
         let before = map.items.len();
-        map.items.retain(|_, (_, d)| !is_expired(*d, now));
+        // Read the clock once, and only if some entry can expire.
+        let mut now = None;
+        map.items.retain(|_, (_, d)| {
+            *d == NEVER || !is_expired(*d, *now.get_or_insert_with(|| self.clock.now()))
+        });
         let removed = before - map.items.len();
         map.counts.expirations += removed as u64;
         removed

@@ -262,13 +262,17 @@ fn shard_count_is_reported<C: CacheApi<u32, u32>>() {
     assert!(cache.shard_count() == 8 || cache.shard_count() == 1);
 }
 
+/// Operations per thread: fewer under Miri, whose data-race checker makes
+/// them ~1000 times slower (still enough to interleave the four threads).
+const MIRI_CAPPED_OPS: u64 = if cfg!(miri) { 100 } else { 2_000 };
+
 fn concurrent_writers_and_readers_agree<C: CacheApi<u64, u64> + 'static>() {
     let cache = Arc::new(C::build(Cache::builder().shards(4)));
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
             let cache = Arc::clone(&cache);
             std::thread::spawn(move || {
-                for i in 0..2_000u64 {
+                for i in 0..MIRI_CAPPED_OPS {
                     let key = t * 10_000 + i;
                     cache.insert(key, key * 2);
                     assert_eq!(cache.get(&key), Some(key * 2));
@@ -282,7 +286,8 @@ fn concurrent_writers_and_readers_agree<C: CacheApi<u64, u64> + 'static>() {
     for thread in threads {
         thread.join().expect("worker panicked");
     }
-    let expected = 4 * (2_000 - 2_000usize.div_ceil(3));
+    let ops = MIRI_CAPPED_OPS as usize;
+    let expected = 4 * (ops - ops.div_ceil(3));
     assert_eq!(cache.len(), expected);
 }
 
@@ -341,11 +346,16 @@ fn default_shard_count_is_a_power_of_two() {
 
 #[test]
 fn initial_capacity_does_not_change_behaviour() {
-    let cache: Cache<u32, u32> = Cache::builder().initial_capacity(10_000).shards(16).build();
-    for key in 0..20_000 {
+    // Miri runs this loop ~1000 times slower: 20,000 inserts would take minutes.
+    let n: u32 = if cfg!(miri) { 500 } else { 20_000 };
+    let cache: Cache<u32, u32> = Cache::builder()
+        .initial_capacity(n as usize / 2)
+        .shards(16)
+        .build();
+    for key in 0..n {
         cache.insert(key, key);
     }
-    assert_eq!(cache.len(), 20_000);
+    assert_eq!(cache.len(), n as usize);
 }
 
 #[test]
