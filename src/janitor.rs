@@ -10,7 +10,7 @@
 //! Under `--cfg shardcache_loom` the thread has to be modelled without
 //! time: loom ignores the timeout of a condition-variable wait (the wait
 //! returns only when notified) and has no `sleep`. So there the first
-//! [`LOOM_SWEEPS`] pauses elapse at once (the thread only checks whether it
+//! `LOOM_SWEEPS` pauses elapse at once (the thread only checks whether it
 //! was stopped, then sweeps), and every later wait blocks until `stop`
 //! notifies it. A model thus sees the janitor before, inside and after a
 //! sweep, and waiting between sweeps, all racing with `stop`. The normal
@@ -134,7 +134,7 @@ fn pause_before_sweep(signal: &Signal, pause: Duration, sweeps: usize) -> bool {
     if sweeps < LOOM_SWEEPS {
         return signal.is_stopped();
     }
-    let _ = sweeps;
+    let _ = sweeps; // counted for loom only
     signal.wait(pause)
 }
 
@@ -152,6 +152,6 @@ fn run<T: Sweep>(target: &Weak<T>, signal: &Signal, interval: Duration) {
         };
         target.sweep_step(index);
         index = (index + 1) % steps;
-        sweeps += 1;
+        sweeps = sweeps.saturating_add(1);
     }
 }

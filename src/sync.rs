@@ -23,8 +23,8 @@ pub(crate) use std::sync::{Arc, Weak};
 #[cfg(not(shardcache_loom))]
 mod imp {
     pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
-    pub(crate) use std::thread;
     use std::sync::PoisonError;
+    pub(crate) use std::thread;
 
     /// std's reader-writer lock, with poisoning ignored: every write the
     /// library makes under a lock leaves the table consistent even if user

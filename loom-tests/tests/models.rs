@@ -1,0 +1,422 @@
+//! loom models of shardcache's concurrent paths.
+//!
+//! Run them with the library switched onto loom's locks, atomics and threads:
+//!
+//! ```text
+//! cd loom-tests
+//! RUSTFLAGS="--cfg shardcache_loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release
+//! ```
+//!
+//! Every model lists the outcomes it allows. Each execution asserts that its
+//! outcome is one of them, and after all executions the model asserts that
+//! every allowed outcome was reached, so a list cannot silently contain
+//! outcomes the exploration never produced. See `docs/TESTING.md`.
+//!
+//! Every racing operation runs on a spawned thread, a thread that advances
+//! the clock is spawned first, and the model's own thread only sets up, joins
+//! and checks. Otherwise loom 0.7's DPOR misses interleavings around
+//! `ManualClock::advance` (a load, then a compare-exchange; tokio-rs/loom#392
+//! and #166): the clock thread never runs before another thread's clock
+//! read. The reachability check above shows, for each model and bound, that
+//! the exploration reached every allowed outcome.
+//! (`docs/TESTING.md` has the measurements.)
+#![cfg(shardcache_loom)]
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::time::Duration;
+
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+use shardcache::{Cache, CacheBuilder, ManualClock};
+
+/// A fixed hasher, so every execution places keys identically.
+type Hasher = ahash::RandomState;
+
+type TestCache<V = u32> = Cache<u32, V, Hasher>;
+
+const KEY: u32 = 7;
+const OTHER: u32 = 8;
+const TTL: Duration = Duration::from_nanos(10);
+/// Moves a clock from 0 past the deadline `TTL` of an entry inserted at 0.
+const PAST_TTL: Duration = Duration::from_nanos(11);
+
+/// One shard (so every key meets on one lock), the fixed hasher, the given
+/// clock, stats on, no janitor.
+fn builder<V>(clock: &ManualClock) -> CacheBuilder<u32, V, Hasher>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .shards(1)
+        .record_stats(true)
+        .clock(clock.clone())
+        .hasher(Hasher::with_seeds(1, 2, 3, 4))
+}
+
+/// A cache holding `KEY => 1` inserted at time 0 with TTL `TTL`, and the
+/// clock moved to `at`.
+fn cache_with_entry_at(at: Duration) -> (Arc<TestCache>, ManualClock) {
+    let clock = ManualClock::new();
+    let cache = builder(&clock).build();
+    cache.insert_with_ttl(KEY, 1, TTL);
+    clock.advance(at);
+    (Arc::new(cache), clock)
+}
+
+/// Runs `f(cache)` on a new loom thread with its own handle to `cache`.
+fn spawn<C, T, F>(cache: &Arc<C>, f: F) -> thread::JoinHandle<T>
+where
+    C: Send + Sync + 'static,
+    T: Send + 'static,
+    F: FnOnce(&C) -> T + Send + 'static,
+{
+    let cache = Arc::clone(cache);
+    thread::spawn(move || f(&cache))
+}
+
+/// Runs `model` under loom. Every execution's outcome must be in `allowed`,
+/// and every outcome in `allowed` must occur in some execution.
+fn explore<T, F>(allowed: &[T], model: F)
+where
+    T: Ord + Debug + Clone + Send + Sync + 'static,
+    F: Fn() -> T + Send + Sync + 'static,
+{
+    let allowed: BTreeSet<T> = allowed.iter().cloned().collect();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (check, record, count) = (
+        allowed.clone(),
+        std::sync::Arc::clone(&seen),
+        std::sync::Arc::clone(&executions),
+    );
+    loom::model(move || {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let outcome = model();
+        assert!(
+            check.contains(&outcome),
+            "outcome {outcome:?} is not one of the allowed {check:?}"
+        );
+        record.lock().unwrap().insert(outcome);
+    });
+    let seen = seen.lock().unwrap();
+    // Shown with `cargo test -- --nocapture`.
+    println!(
+        "{}: {} executions, outcomes {seen:?}",
+        std::thread::current().name().unwrap_or("model"),
+        executions.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert_eq!(
+        *seen, allowed,
+        "some allowed outcome was never reached: the model explores less than it claims"
+    );
+}
+
+/// Model 1. `get` of an expired entry races with `insert` of a fresh value.
+/// The fresh value must survive: `get`'s upgrade to the write lock re-checks
+/// that the entry is still there and still expired before removing it.
+///
+/// Outcome: (what `get` returned, expirations counted).
+/// - `(None, 1)`: `get` removed the expired entry, then `insert` ran.
+/// - `(None, 0)`: `get` saw it expired under the read lock, `insert`
+///   replaced it before `get` took the write lock; the re-check kept it.
+/// - `(Some(2), 0)`: `insert` ran first.
+#[test]
+fn m1_get_of_expired_entry_races_insert() {
+    explore(&[(None, 1), (None, 0), (Some(2), 0)], || {
+        let (cache, _clock) = cache_with_entry_at(PAST_TTL);
+        let reader = spawn(&cache, |cache| cache.get(&KEY));
+        let writer = spawn(&cache, |cache| cache.insert(KEY, 2));
+        let got = reader.join().unwrap();
+        writer.join().unwrap();
+        assert_eq!(cache.get(&KEY), Some(2), "the fresh value was lost");
+        assert_eq!(cache.len(), 1);
+        (got, cache.stats().expirations)
+    });
+}
+
+/// Model 2. Two `get`s of the same expired entry. Both miss, the entry is
+/// gone, and it is counted as expired once, whichever `get` removed it.
+///
+/// Outcome: (first `get`, second `get`, expirations, misses, entries left).
+/// Only `(None, None, 1, 2, 0)`.
+#[test]
+fn m2_two_gets_of_expired_entry() {
+    explore(&[(None, None, 1, 2, 0)], || {
+        let (cache, _clock) = cache_with_entry_at(PAST_TTL);
+        let first = spawn(&cache, |cache| cache.get(&KEY));
+        let second = spawn(&cache, |cache| cache.get(&KEY));
+        let (first, second) = (first.join().unwrap(), second.join().unwrap());
+        let stats = cache.stats();
+        (first, second, stats.expirations, stats.misses, cache.len())
+    });
+}
+
+/// Model 3a. `get` races with `remove` of a live entry. Linearizable: `get`
+/// is ordered before `remove` (and sees the value) or after it (and misses);
+/// `remove` always gets the value.
+///
+/// Outcome: (`get`, `remove`, removals, expirations).
+/// - `(Some(1), Some(1), 1, 0)`: `get` first.
+/// - `(None, Some(1), 1, 0)`: `remove` first.
+#[test]
+fn m3a_get_races_remove() {
+    explore(&[(Some(1), Some(1), 1, 0), (None, Some(1), 1, 0)], || {
+        let (cache, _clock) = cache_with_entry_at(Duration::ZERO);
+        let reader = spawn(&cache, |cache| cache.get(&KEY));
+        let remover = spawn(&cache, |cache| cache.remove(&KEY));
+        let got = reader.join().unwrap();
+        let removed = remover.join().unwrap();
+        assert_eq!(cache.len(), 0);
+        let stats = cache.stats();
+        (got, removed, stats.removals, stats.expirations)
+    });
+}
+
+/// Model 3b. `get` races with `remove` of an expired entry. Both return
+/// `None`, the entry is gone, and exactly one of them counts the expiration
+/// (`get`'s write-lock re-check finds nothing if `remove` got there first).
+///
+/// Outcome: (`get`, `remove`, removals, expirations). Only
+/// `(None, None, 0, 1)`.
+#[test]
+fn m3b_get_races_remove_of_expired_entry() {
+    explore(&[(None, None, 0, 1)], || {
+        let (cache, _clock) = cache_with_entry_at(PAST_TTL);
+        let reader = spawn(&cache, |cache| cache.get(&KEY));
+        let remover = spawn(&cache, |cache| cache.remove(&KEY));
+        let got = reader.join().unwrap();
+        let removed = remover.join().unwrap();
+        assert_eq!(cache.len(), 0);
+        let stats = cache.stats();
+        (got, removed, stats.removals, stats.expirations)
+    });
+}
+
+/// Model 3c. `get` races with `insert_with_ttl` refreshing the entry and
+/// with the clock moving past the old deadline (but not the new one). The
+/// entry `KEY => 1` has deadline 10 and the clock reads 5; one thread
+/// inserts `KEY => 2` with TTL 10 (deadline 15 or later), another advances
+/// the clock to 11.
+///
+/// Outcome: (`get`, expirations).
+/// - `(Some(1), 0)`: `get` before both.
+/// - `(None, 1)`: after the advance, before the refresh; `get` removed the
+///   old entry.
+/// - `(None, 0)`: as above, but the refresh landed between `get`'s read
+///   lock and its write lock; the re-check kept the new entry.
+/// - `(Some(2), 0)`: after the refresh.
+///
+/// Afterwards `KEY => 2` is always live: a refreshed TTL is never lost.
+#[test]
+fn m3c_get_races_ttl_refresh() {
+    explore(&[(Some(1), 0), (None, 1), (None, 0), (Some(2), 0)], || {
+        let (cache, clock) = cache_with_entry_at(Duration::from_nanos(5));
+        let ticker = thread::spawn(move || clock.advance(Duration::from_nanos(6)));
+        let reader = spawn(&cache, |cache| cache.get(&KEY));
+        let writer = spawn(&cache, |cache| cache.insert_with_ttl(KEY, 2, TTL));
+        let got = reader.join().unwrap();
+        writer.join().unwrap();
+        ticker.join().unwrap();
+        assert_eq!(cache.get(&KEY), Some(2), "the refreshed value was lost");
+        (got, cache.stats().expirations)
+    });
+}
+
+/// Model 4. One janitor sweep step (the exact function the janitor thread
+/// calls) races with `insert` of a fresh value and `get`, all on one shard,
+/// over an expired entry. The sweep finds expired entries under the read
+/// lock and must re-check them under the write lock.
+///
+/// Outcome: (entries the sweep removed, `get`, expirations).
+/// - `(1, None, 1)`, `(1, Some(2), 1)`: the sweep removed the expired entry
+///   first; `get` ran before or after `insert`.
+/// - `(0, None, 1)`: `get` removed it first.
+/// - `(0, None, 0)`: `get` saw it expired, `insert` replaced it, the
+///   re-check kept it.
+/// - `(0, Some(2), 0)`: `insert` first; nothing was left to expire.
+///
+/// Afterwards `KEY => 2` is always there.
+#[test]
+fn m4_sweep_step_races_insert_and_get() {
+    explore(
+        &[
+            (1, None, 1),
+            (1, Some(2), 1),
+            (0, None, 1),
+            (0, None, 0),
+            (0, Some(2), 0),
+        ],
+        || {
+            let (cache, _clock) = cache_with_entry_at(PAST_TTL);
+            let sweeper = spawn(&cache, |cache| cache.__sweep_shard(0));
+            let writer = spawn(&cache, |cache| cache.insert(KEY, 2));
+            let reader = spawn(&cache, |cache| cache.get(&KEY));
+            let got = reader.join().unwrap();
+            let swept = sweeper.join().unwrap();
+            writer.join().unwrap();
+            assert_eq!(cache.get(&KEY), Some(2), "the fresh value was lost");
+            assert_eq!(cache.len(), 1);
+            (swept, got, cache.stats().expirations)
+        },
+    );
+}
+
+/// A value that counts how many of its copies are alive, and panics if more
+/// copies are dropped than were made (a double drop).
+#[derive(Debug)]
+struct Counted {
+    live: Arc<AtomicUsize>,
+}
+
+impl Counted {
+    fn new(live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        Self {
+            live: Arc::clone(live),
+        }
+    }
+}
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        Self::new(&self.live)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let before = self.live.fetch_sub(1, Ordering::SeqCst);
+        assert!(before > 0, "a value was dropped twice");
+    }
+}
+
+/// A cache with a running janitor (one shard, so its first sweep step is
+/// the whole sweep) holding an expired `KEY` and a never-expiring `OTHER`,
+/// both [`Counted`] in `live`.
+fn cache_with_janitor(live: &Arc<AtomicUsize>) -> Cache<u32, Counted, Hasher> {
+    let clock = ManualClock::new();
+    let cache = builder(&clock)
+        .cleanup_interval(Duration::from_secs(1))
+        .build();
+    cache.insert_with_ttl(KEY, Counted::new(live), TTL);
+    cache.insert(OTHER, Counted::new(live));
+    clock.advance(PAST_TTL);
+    cache
+}
+
+/// Model 5a. `close` races with the janitor thread, which sweeps once and
+/// then waits (see `src/janitor.rs`): `close` lands before its sweep, inside
+/// it, or while it waits. `close` must stop and join it (no deadlock: loom
+/// fails a model whose threads all block), after which nothing changes the
+/// cache behind our back, and every value is dropped exactly once.
+///
+/// Outcome: entries left after `close`.
+/// - `2`: stopped before it swept.
+/// - `1`: it swept the expired entry (and was stopped inside or after).
+#[test]
+fn m5a_close_races_janitor() {
+    explore(&[1, 2], || {
+        let live = Arc::new(AtomicUsize::new(0));
+        let cache = Arc::new(cache_with_janitor(&live));
+        let closer = {
+            let live = Arc::clone(&live);
+            spawn(&cache, move |cache| {
+                cache.close();
+                let left = cache.len();
+                // Joined: the janitor has dropped what it removed and holds
+                // nothing, so exactly the values in the cache are alive.
+                assert_eq!(live.load(Ordering::SeqCst), left, "values leaked");
+                assert!(
+                    format!("{cache:?}").contains("running: false"),
+                    "close left the janitor running"
+                );
+                left
+            })
+        };
+        let left = closer.join().unwrap();
+        assert_eq!(cache.len(), left, "the cache changed after close");
+        drop(cache);
+        assert_eq!(live.load(Ordering::SeqCst), 0, "values leaked");
+        left
+    });
+}
+
+/// Model 5b. The cache is dropped while the janitor runs and while another
+/// thread reads: whichever thread drops the last `Arc` runs `Cache`'s `Drop`,
+/// which stops and joins the janitor. Nothing deadlocks, and once both user
+/// threads are done every value has been dropped exactly once.
+///
+/// Outcome: what the reader got: `Some` (`OTHER` never expires), so only
+/// `true`.
+#[test]
+fn m5b_drop_races_janitor_and_reader() {
+    explore(&[true], || {
+        let live = Arc::new(AtomicUsize::new(0));
+        let cache = Arc::new(cache_with_janitor(&live));
+        let reader = spawn(&cache, |cache| cache.get(&OTHER).is_some());
+        drop(cache);
+        let got = reader.join().unwrap();
+        assert_eq!(live.load(Ordering::SeqCst), 0, "values leaked");
+        got
+    });
+}
+
+/// Model 6. `ManualClock::advance` past the entry's deadline races with a
+/// reader that looks twice and then tells a third thread (with release /
+/// acquire) when it saw the entry gone; that thread then looks too. Once
+/// expired, the entry never comes back to life, in the same thread or in one
+/// that learned of it.
+///
+/// Outcome: (reader's first `get`, its second, whether the third thread saw
+/// the flag, the third thread's `get`). Allowed: the first two are never
+/// `(None, Some)`, and a thread that saw the flag gets `None`:
+/// every combination of `(Some, Some)`, `(Some, None)`, `(None, None)` with
+/// `(false, Some)`, `(false, None)`, plus `(true, None)` where the reader's
+/// second `get` was `None`.
+#[test]
+fn m6_clock_advance_races_readers() {
+    const S: Option<u32> = Some(1);
+    const N: Option<u32> = None;
+    explore(
+        &[
+            (S, S, false, S),
+            (S, S, false, N),
+            (S, N, false, S),
+            (S, N, false, N),
+            (S, N, true, N),
+            (N, N, false, S),
+            (N, N, false, N),
+            (N, N, true, N),
+        ],
+        || {
+            let (cache, clock) = cache_with_entry_at(Duration::ZERO);
+            let saw_it_gone = Arc::new(AtomicBool::new(false));
+            let ticker = thread::spawn(move || clock.advance(PAST_TTL));
+            let reader = {
+                let saw_it_gone = Arc::clone(&saw_it_gone);
+                spawn(&cache, move |cache| {
+                    let first = cache.get(&KEY);
+                    let second = cache.get(&KEY);
+                    if second.is_none() {
+                        saw_it_gone.store(true, Ordering::Release);
+                    }
+                    (first, second)
+                })
+            };
+            let follower = {
+                let saw_it_gone = Arc::clone(&saw_it_gone);
+                spawn(&cache, move |cache| {
+                    let told = saw_it_gone.load(Ordering::Acquire);
+                    (told, cache.get(&KEY))
+                })
+            };
+            let (first, second) = reader.join().unwrap();
+            let (told, mine) = follower.join().unwrap();
+            ticker.join().unwrap();
+            assert_eq!(cache.get(&KEY), None, "expired entry came back");
+            (first, second, told, mine)
+        },
+    );
+}
