@@ -74,3 +74,8 @@ pub use builder::CacheBuilder;
 pub use cache::Cache;
 pub use clock::{Clock, CoarseClock, ManualClock};
 pub use stats::Stats;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
