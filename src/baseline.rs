@@ -92,7 +92,7 @@ where
                 items,
                 counts: WriteCounts::default(),
             }),
-            reads: ReadCounters::default(),
+            reads: ReadCounters::new(crate::locks::default_stripes()),
             clock: builder.clock,
         });
         let janitor = if builder.cleanup_interval.is_zero() {

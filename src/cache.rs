@@ -5,14 +5,13 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
-use crossbeam_utils::CachePadded;
-
 use crate::builder::CacheBuilder;
 use crate::clock::{deadline, ClockSource, NEVER};
 use crate::janitor::{Janitor, Sweep};
+use crate::locks::{default_stripes, ShardLocks};
 use crate::shard::{Lookup, Removed, Shard};
 use crate::stats::{ReadCounters, Stats};
-use crate::sync::{Arc, RwLock};
+use crate::sync::Arc;
 
 /// Hash bits hashbrown keeps for itself: the top 7 become the control byte.
 /// Shard bits are taken from just below them; the bucket index uses the low
@@ -61,14 +60,9 @@ pub struct Cache<K, V, S = ahash::RandomState> {
 
 /// What the cache and its janitor share.
 pub(crate) struct Shards<K, V> {
-    slots: Box<[CachePadded<Slot<K, V>>]>,
-    clock: ClockSource,
-}
-
-/// One shard with its lock and read counters, alone in its cache line(s).
-struct Slot<K, V> {
-    shard: RwLock<Shard<K, V>>,
+    locks: ShardLocks<Shard<K, V>>,
     reads: ReadCounters,
+    clock: ClockSource,
 }
 
 impl<K, V> Cache<K, V>
@@ -127,16 +121,10 @@ where
         let count = builder.shards;
         debug_assert!(count.is_power_of_two());
         let per_shard = builder.initial_capacity.div_ceil(count);
-        let slots = (0..count)
-            .map(|_| {
-                CachePadded::new(Slot {
-                    shard: RwLock::new(Shard::with_capacity(per_shard)),
-                    reads: ReadCounters::default(),
-                })
-            })
-            .collect();
+        let stripes = default_stripes();
         let shards = Arc::new(Shards {
-            slots,
+            locks: ShardLocks::new(count, stripes, || Shard::with_capacity(per_shard)),
+            reads: ReadCounters::new(stripes),
             clock: builder.clock,
         });
         let janitor = if builder.cleanup_interval.is_zero() {
@@ -154,13 +142,12 @@ where
         }
     }
 
+    /// The shard that `hash` belongs to.
     #[inline]
-    fn slot(&self, hash: u64) -> &Slot<K, V> {
-        let slots = &self.shards.slots;
+    fn shard_index(&self, hash: u64) -> usize {
         // `shift` is at most 57, so this never overflows; the mask keeps
         // exactly log2(shards) bits.
-        let index = (hash >> self.shift) as usize & (slots.len() - 1);
-        &slots[index]
+        (hash >> self.shift) as usize & (self.shards.locks.len() - 1)
     }
 
     /// Inserts `value` under `key` with the default TTL, replacing any
@@ -202,11 +189,13 @@ where
             deadline(self.shards.clock.now(), ttl)
         };
         let hash = self.hasher.hash_one(&key);
-        let slot = self.slot(hash);
-        let replaced = slot
-            .shard
-            .write()
-            .insert(hash, key, value, deadline, &self.hasher);
+        let replaced = self.shards.locks.write(self.shard_index(hash)).insert(
+            hash,
+            key,
+            value,
+            deadline,
+            &self.hasher,
+        );
         // The unused key and the old value are dropped here, after unlocking.
         drop(replaced);
     }
@@ -260,36 +249,26 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
-        let slot = self.slot(hash);
-        let clock = &self.shards.clock;
+        let index = self.shard_index(hash);
+        let shards = &*self.shards;
         // The read guard is a temporary: it is released at the end of this
         // statement, before anything else happens.
-        let found = slot.shard.read().get(hash, key, || clock.now(), read);
+        let found = shards
+            .locks
+            .read(index)
+            .get(hash, key, || shards.clock.now(), read);
         let result = match found {
             Lookup::Live(value) => Some(value),
             Lookup::Missing => None,
             Lookup::Expired => {
-                Self::remove_expired_entry(slot, clock, hash, key);
+                shards.remove_expired_entry(index, hash, key);
                 None
             }
         };
         if self.record_stats {
-            slot.reads.record(result.is_some());
+            shards.reads.record(result.is_some());
         }
         result
-    }
-
-    /// The write half of the read-to-write upgrade. The read lock has been
-    /// released, so another thread may have replaced or removed the entry:
-    /// it is removed only if it is still there and still expired.
-    fn remove_expired_entry<Q>(slot: &Slot<K, V>, clock: &ClockSource, hash: u64, key: &Q)
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        let removed = slot.shard.write().remove_if_expired(hash, key, clock.now());
-        // Dropped after the write lock is released.
-        drop(removed);
     }
 
     /// Removes `key` and returns its value if it was live. An expired entry
@@ -311,9 +290,9 @@ where
         let hash = self.hasher.hash_one(key);
         let clock = &self.shards.clock;
         let removed = self
-            .slot(hash)
-            .shard
-            .write()
+            .shards
+            .locks
+            .write(self.shard_index(hash))
             .remove(hash, key, || clock.now());
         match removed? {
             Removed::Live(_key, value) => Some(value),
@@ -369,7 +348,7 @@ where
     /// assert_eq!(cache.len(), 2);
     /// ```
     pub fn len(&self) -> usize {
-        self.shards.slots.iter().map(|s| s.shard.read().len()).sum()
+        self.shards.len()
     }
 
     /// Whether no entries are stored (expired ones included).
@@ -383,7 +362,8 @@ where
     /// assert!(!cache.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.shards.slots.iter().all(|s| s.shard.read().len() == 0)
+        let locks = &self.shards.locks;
+        (0..locks.len()).all(|index| locks.read(index).len() == 0)
     }
 
     /// Removes every entry and frees the shards' tables, one shard at a
@@ -398,8 +378,9 @@ where
     /// assert!(cache.is_empty());
     /// ```
     pub fn clear(&self) {
-        for slot in self.shards.slots.iter() {
-            let entries = slot.shard.write().take_all();
+        let locks = &self.shards.locks;
+        for index in 0..locks.len() {
+            let entries = locks.write(index).take_all();
             drop(entries);
         }
     }
@@ -413,7 +394,7 @@ where
     /// assert_eq!(cache.shard_count(), 16);
     /// ```
     pub fn shard_count(&self) -> usize {
-        self.shards.slots.len()
+        self.shards.locks.len()
     }
 
     /// The counters, summed over the shards; all zero unless the cache was
@@ -430,10 +411,11 @@ where
     pub fn stats(&self) -> Stats {
         let mut stats = Stats::default();
         if self.record_stats {
-            for slot in self.shards.slots.iter() {
-                stats += slot.shard.read().counts;
-                slot.reads.add_to(&mut stats);
+            let locks = &self.shards.locks;
+            for index in 0..locks.len() {
+                stats += locks.read(index).counts;
             }
+            self.shards.reads.add_to(&mut stats);
         }
         stats
     }
@@ -460,22 +442,48 @@ where
     }
 }
 
+impl<K, V> Shards<K, V> {
+    /// Entries stored, summed over the shards.
+    fn len(&self) -> usize {
+        (0..self.locks.len())
+            .map(|index| self.locks.read(index).len())
+            .sum()
+    }
+}
+
+impl<K: Hash + Eq, V> Shards<K, V> {
+    /// The write half of the read-to-write upgrade. The read lock has been
+    /// released, so another thread may have replaced or removed the entry:
+    /// it is removed only if it is still there and still expired.
+    fn remove_expired_entry<Q>(&self, index: usize, hash: u64, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let removed = self
+            .locks
+            .write(index)
+            .remove_if_expired(hash, key, self.clock.now());
+        // Dropped after the write lock is released.
+        drop(removed);
+    }
+}
+
 impl<K, V> Sweep for Shards<K, V>
 where
     K: Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
     fn steps(&self) -> usize {
-        self.slots.len()
+        self.locks.len()
     }
 
     /// Finds expired entries under the read lock, so readers are not blocked
     /// when there are none; removes them under the write lock with a fresh
     /// check; drops them after releasing it.
     fn sweep_step(&self, index: usize) -> usize {
-        let slot = &self.slots[index];
         let now = {
-            let shard = slot.shard.read();
+            let shard = self.locks.read(index);
             if !shard.may_expire() {
                 return 0;
             }
@@ -485,7 +493,7 @@ where
             }
             now
         };
-        let removed = slot.shard.write().remove_expired(now);
+        let removed = self.locks.write(index).remove_expired(now);
         removed.len()
     }
 }
@@ -499,10 +507,9 @@ impl<K, V, S> Drop for Cache<K, V, S> {
 
 impl<K, V, S> fmt::Debug for Cache<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let len: usize = self.shards.slots.iter().map(|s| s.shard.read().len()).sum();
         f.debug_struct("Cache")
-            .field("len", &len)
-            .field("shards", &self.shards.slots.len())
+            .field("len", &self.shards.len())
+            .field("shards", &self.shards.locks.len())
             .field("default_ttl", &self.default_ttl)
             .field("clock", &self.shards.clock)
             .field("janitor", &self.janitor)

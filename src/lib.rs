@@ -17,11 +17,13 @@
 //! ## How it works
 //!
 //! A key is hashed once. Bits of that hash pick one of N shards (a power of
-//! two); each shard is a reader-writer lock around its own hash table, alone
-//! in its cache line, and the same hash finds the slot in the table. A `get`
-//! takes one read lock, clones the value out, and releases the lock: threads
-//! reading different shards never touch the same memory, and no guard ever
-//! escapes to your code, so you cannot deadlock by holding one. See
+//! two); each shard is a reader-writer lock around its own hash tables, and
+//! the same hash finds the slot in the table. The locks count their readers
+//! per thread stripe, so a `get` writes only a cache line of its own thread's
+//! stripe: threads reading the same shard, even the same key, do not slow
+//! each other down. A `get` takes one read lock, clones the value out, and
+//! releases the lock; no guard ever escapes to your code, so you cannot
+//! deadlock by holding one. Writes are exclusive per shard. See
 //! `docs/DESIGN.md` for the numbers behind each choice.
 //!
 //! ## Expiry
@@ -38,7 +40,9 @@
 //!
 //! Expiry reads a [`Clock`], and only for entries that can expire. The
 //! default [`CoarseClock`] costs one atomic load per read (1 ms resolution);
-//! tests inject a [`ManualClock`] and move time by hand.
+//! tests inject a [`ManualClock`] and move time by hand. Entries inserted
+//! without a TTL are stored without a deadline, so a cache that never uses
+//! TTLs pays nothing for them.
 //!
 //! ## Failure
 //!
@@ -66,6 +70,7 @@ mod builder;
 mod cache;
 mod clock;
 mod janitor;
+mod locks;
 mod shard;
 mod stats;
 mod sync;

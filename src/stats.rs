@@ -3,7 +3,9 @@
 use std::ops::AddAssign;
 
 use crate::shard::WriteCounts;
-use crate::sync::{AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{thread_number, AtomicU64, Ordering};
 
 /// A snapshot of a cache's counters, summed over its shards.
 ///
@@ -66,23 +68,33 @@ impl AddAssign<WriteCounts> for Stats {
     }
 }
 
-/// Hits and misses of one shard. They live next to the shard's lock, in the
-/// cache line that a read already owns, so counting touches no other line.
-#[derive(Debug, Default)]
+/// Hits and misses, one pair of counters per reader stripe (see
+/// `locks.rs`), so threads counting lookups do not write the same line.
+#[derive(Debug)]
 pub(crate) struct ReadCounters {
-    hits: AtomicU64,
-    misses: AtomicU64,
+    stripes: Box<[CachePadded<[AtomicU64; 2]>]>,
 }
 
 impl ReadCounters {
+    /// Counters for `stripes` stripes (a power of two).
+    pub(crate) fn new(stripes: usize) -> Self {
+        debug_assert!(stripes.is_power_of_two());
+        let stripes = (0..stripes)
+            .map(|_| CachePadded::new([AtomicU64::new(0), AtomicU64::new(0)]))
+            .collect();
+        Self { stripes }
+    }
+
     #[inline]
     pub(crate) fn record(&self, hit: bool) {
-        let counter = if hit { &self.hits } else { &self.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
+        let stripe = &self.stripes[thread_number() & (self.stripes.len() - 1)];
+        stripe[usize::from(hit)].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn add_to(&self, stats: &mut Stats) {
-        stats.hits += self.hits.load(Ordering::Relaxed);
-        stats.misses += self.misses.load(Ordering::Relaxed);
+        for stripe in self.stripes.iter() {
+            stats.misses += stripe[0].load(Ordering::Relaxed);
+            stats.hits += stripe[1].load(Ordering::Relaxed);
+        }
     }
 }

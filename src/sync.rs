@@ -1,15 +1,20 @@
-//! The one place that decides where locks, atomics and threads come from.
+//! The one place that decides where locks, atomics, cells and threads come
+//! from.
 //!
 //! Library code imports `crate::sync::...` and never names `std::sync` or
-//! `loom` itself. A normal build uses std's locks with poisoning ignored
-//! (parking_lot measured 2-3% slower on this workload, see
-//! `docs/DESIGN.md`). Built with `RUSTFLAGS="--cfg shardcache_loom"`,
-//! everything maps to `loom`, so the model checker in `loom-tests/`
-//! explores the same code that ships.
+//! `loom` itself. A normal build uses std (with lock poisoning ignored:
+//! parking_lot measured 2-3% slower, see `docs/DESIGN.md`). Built with
+//! `RUSTFLAGS="--cfg shardcache_loom"`, everything maps to `loom`, so the
+//! model checker in `loom-tests/` explores the same code that ships,
+//! including every access to the shard locks' `UnsafeCell`s.
 //!
 //! A crate-specific cfg is used instead of the conventional `--cfg loom`
 //! because several of our dependencies (crossbeam-utils among them) also
 //! switch on `cfg(loom)` and would then expect to run inside a loom model.
+//!
+//! Besides std's names, the shim provides `UnsafeCell` with loom's
+//! interface, `thread_number` (a small per-thread number, for stripes) and
+//! `Spin` (a polite spin wait, which under loom yields to the scheduler).
 //!
 //! Exceptions, each deliberate:
 //! - `Arc`/`Weak` are std's in both builds: loom has no `Weak`, and the
@@ -18,13 +23,104 @@
 //!   directly; under loom that clock reads `Instant::now()` instead of
 //!   starting a thread (models use `ManualClock`).
 
+#![allow(unsafe_code)] // the `UnsafeCell` shim, for `locks.rs`
+
 pub(crate) use std::sync::{Arc, Weak};
 
 #[cfg(not(shardcache_loom))]
 mod imp {
-    pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+    use std::cell::Cell;
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     use std::sync::PoisonError;
     pub(crate) use std::thread;
+
+    /// A small number for the calling thread, the same on every call:
+    /// threads are numbered in the order they first ask.
+    #[inline]
+    pub(crate) fn thread_number() -> usize {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local!(static NUMBER: Cell<usize> = const { Cell::new(usize::MAX) });
+        NUMBER
+            .try_with(|number| {
+                let n = number.get();
+                if n != usize::MAX {
+                    return n;
+                }
+                let n = NEXT.fetch_add(1, Ordering::Relaxed);
+                number.set(n);
+                n
+            })
+            // Called from another thread-local's destructor: any number is
+            // correct, a shared one only costs contention.
+            .unwrap_or(0)
+    }
+
+    /// Waits politely in a spin loop: spins briefly, then yields the CPU.
+    #[derive(Debug, Default)]
+    pub(crate) struct Spin(crossbeam_utils::Backoff);
+
+    impl Spin {
+        pub(crate) fn wait(&self) {
+            self.0.snooze();
+        }
+    }
+
+    /// `std::cell::UnsafeCell` behind loom's interface (`get`/`get_mut`
+    /// return pointer wrappers), so code that uses it is identical in both
+    /// builds and loom can check every access.
+    #[derive(Debug)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+
+        #[inline]
+        pub(crate) fn get(&self) -> ConstPtr<T> {
+            ConstPtr(self.0.get())
+        }
+
+        #[inline]
+        pub(crate) fn get_mut(&self) -> MutPtr<T> {
+            MutPtr(self.0.get())
+        }
+    }
+
+    /// A shared access to an [`UnsafeCell`]'s value.
+    #[derive(Debug)]
+    pub(crate) struct ConstPtr<T>(*const T);
+
+    impl<T> ConstPtr<T> {
+        /// # Safety
+        ///
+        /// No `&mut T` to the same value may exist while the result lives.
+        #[inline]
+        pub(crate) unsafe fn deref(&self) -> &T {
+            // SAFETY: the pointer comes from a live `UnsafeCell` (the borrow
+            // of the cell outlives this wrapper) and the caller rules out
+            // any mutable access while the reference lives.
+            unsafe { &*self.0 }
+        }
+    }
+
+    /// An exclusive access to an [`UnsafeCell`]'s value.
+    #[derive(Debug)]
+    pub(crate) struct MutPtr<T>(*mut T);
+
+    impl<T> MutPtr<T> {
+        /// # Safety
+        ///
+        /// No other reference to the same value may exist while the result
+        /// lives.
+        #[inline]
+        #[allow(clippy::mut_from_ref)]
+        pub(crate) unsafe fn deref(&self) -> &mut T {
+            // SAFETY: as for `ConstPtr::deref`, with the caller ruling out
+            // every other access.
+            unsafe { &mut *self.0 }
+        }
+    }
 
     /// std's reader-writer lock, with poisoning ignored: every write the
     /// library makes under a lock leaves the table consistent even if user
@@ -94,8 +190,30 @@ mod imp {
 
 #[cfg(shardcache_loom)]
 mod imp {
-    pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+    pub(crate) use loom::cell::{ConstPtr, MutPtr, UnsafeCell};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::thread;
+
+    /// The model thread's number within its execution, so that every run
+    /// of a model stripes its threads alike. (loom's `ThreadId` also hashes
+    /// the execution; its `Debug` form, `ThreadId(n)`, does not.)
+    pub(crate) fn thread_number() -> usize {
+        let id = format!("{:?}", thread::current().id());
+        id.trim_start_matches("ThreadId(")
+            .trim_end_matches(')')
+            .parse()
+            .expect("loom's ThreadId prints as ThreadId(n)")
+    }
+
+    /// loom must be told when a thread spins, so it schedules another.
+    #[derive(Debug, Default)]
+    pub(crate) struct Spin;
+
+    impl Spin {
+        pub(crate) fn wait(&self) {
+            thread::yield_now();
+        }
+    }
     use std::sync::PoisonError;
 
     /// loom's lock, with poisoning ignored as in the normal build.
