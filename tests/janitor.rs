@@ -137,18 +137,7 @@ fn values_are_dropped_after_the_lock_is_released() {
     assert!(DROPS.load(Ordering::Relaxed) >= 5);
 }
 
-macro_rules! suite {
-    ($($test:ident),* $(,)?) => {
-        mod sharded {
-            $( #[test] fn $test() { super::$test::<shardcache::Cache<_, _>>(); } )*
-        }
-        mod single_lock {
-            $( #[test] fn $test() { super::$test::<shardcache::baseline::SingleLockCache<_, _>>(); } )*
-        }
-    };
-}
-
-suite!(
+common::suite!(
     janitor_removes_expired_entries,
     close_returns_promptly_with_a_long_interval,
     dropping_stops_the_janitor,

@@ -165,18 +165,7 @@ fn hash_panic_while_the_table_grows<C: CacheApi<Key, Value>>() {
     assert_eq!(cache.get(&Key(0)), Some(Value(0)));
 }
 
-macro_rules! suite {
-    ($($test:ident),* $(,)?) => {
-        mod sharded {
-            $( #[test] fn $test() { super::$test::<shardcache::Cache<_, _>>(); } )*
-        }
-        mod single_lock {
-            $( #[test] fn $test() { super::$test::<shardcache::baseline::SingleLockCache<_, _>>(); } )*
-        }
-    };
-}
-
-suite!(
+common::suite!(
     hash_panic_on_every_operation,
     clone_panic_under_the_read_lock,
     eq_panic_under_the_write_lock,

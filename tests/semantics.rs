@@ -291,18 +291,7 @@ fn concurrent_writers_and_readers_agree<C: CacheApi<u64, u64> + 'static>() {
     assert_eq!(cache.len(), expected);
 }
 
-macro_rules! suite {
-    ($($test:ident),* $(,)?) => {
-        mod sharded {
-            $( #[test] fn $test() { super::$test::<shardcache::Cache<_, _>>(); } )*
-        }
-        mod single_lock {
-            $( #[test] fn $test() { super::$test::<shardcache::baseline::SingleLockCache<_, _>>(); } )*
-        }
-    };
-}
-
-suite!(
+common::suite!(
     insert_get_and_replace,
     live_through_the_deadline_expired_one_nanosecond_after,
     zero_ttl_never_expires,

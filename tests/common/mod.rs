@@ -83,3 +83,20 @@ macro_rules! impl_cache_api {
 
 impl_cache_api!(Cache, build);
 impl_cache_api!(SingleLockCache, build_single_lock);
+
+/// Instantiates generic tests for both cache types: `suite!(a, b)` makes
+/// `sharded::a` run `a::<Cache<_, _>>()` and `single_lock::a` run
+/// `a::<SingleLockCache<_, _>>()`, and the same for `b`.
+#[allow(unused_macros)] // model_check and the fuzz targets include this file too
+macro_rules! suite {
+    ($($test:ident),* $(,)?) => {
+        mod sharded {
+            $( #[test] fn $test() { super::$test::<shardcache::Cache<_, _>>(); } )*
+        }
+        mod single_lock {
+            $( #[test] fn $test() { super::$test::<shardcache::baseline::SingleLockCache<_, _>>(); } )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use suite;
