@@ -19,8 +19,10 @@ use crate::sync::Arc;
 const CONTROL_BITS: u32 = 7;
 
 /// A concurrent cache: keys hashed once onto a power-of-two number of
-/// shards, each a reader-writer lock around its own hash table, with an
+/// shards, each a reader-writer lock around its own hash tables, with an
 /// optional time to live per entry and an optional background janitor.
+/// Readers of a shard do not write any memory that other threads read, so
+/// reads scale with cores, even on one hot key.
 ///
 /// Reads return clones, never guards, so no lock is ever held in your code.
 /// For large values, store `Arc<T>` and the clone is a reference-count bump.
@@ -241,7 +243,8 @@ where
         self.lookup(key, |_| ()).is_some()
     }
 
-    /// The hot path: one hash, one read lock, one probe, `read` on the value.
+    /// The hot path: one hash, one read lock, one probe (a second only if
+    /// the shard holds entries with a TTL), `read` on the value.
     #[inline]
     fn lookup<Q, R>(&self, key: &Q, read: impl FnOnce(&V) -> R) -> Option<R>
     where
