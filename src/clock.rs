@@ -160,7 +160,7 @@ impl fmt::Debug for ManualClock {
 #[cfg(not(shardcache_loom))]
 mod coarse {
     //! One process-wide ticker thread keeps a coarse "now" in a static
-    //! atomic. It runs only while some [`CoarseClock`] that has been read is
+    //! atomic. It runs only while some [`CoarseClock`](super::CoarseClock) that has been read is
     //! alive, and is stopped and joined when the last one is dropped.
 
     use std::sync::atomic::{AtomicU64, Ordering};
