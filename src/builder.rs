@@ -143,7 +143,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// Room for `n` entries without growing, spread evenly over the shards.
+    /// Room for `n` entries without growing, spread evenly over the shards
+    /// (in the table for entries with a TTL if a default TTL is set, else
+    /// in the one for entries without).
     ///
     /// ```
     /// use shardcache::Cache;

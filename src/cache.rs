@@ -125,7 +125,9 @@ where
         let per_shard = builder.initial_capacity.div_ceil(count);
         let stripes = default_stripes();
         let shards = Arc::new(Shards {
-            locks: ShardLocks::new(count, stripes, || Shard::with_capacity(per_shard)),
+            locks: ShardLocks::new(count, stripes, || {
+                Shard::with_capacity(per_shard, !builder.default_ttl.is_zero())
+            }),
             reads: ReadCounters::new(stripes),
             clock: builder.clock,
         });

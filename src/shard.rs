@@ -65,17 +65,23 @@ pub(crate) struct Shard<K, V> {
 
 impl<K, V> Default for Shard<K, V> {
     fn default() -> Self {
-        Self::with_capacity(0)
+        Self::with_capacity(0, false)
     }
 }
 
 impl<K, V> Shard<K, V> {
-    /// A shard with room for `capacity` entries without a TTL (the common
-    /// case; entries with a TTL get room as they come).
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
+    /// A shard with room for `capacity` entries in the table they will go
+    /// to: `expiring` if most entries will have a TTL (the cache has a
+    /// default TTL), else `lasting`.
+    pub(crate) fn with_capacity(capacity: usize, expiring: bool) -> Self {
+        let (lasting, expiring) = if expiring {
+            (HashTable::new(), HashTable::with_capacity(capacity))
+        } else {
+            (HashTable::with_capacity(capacity), HashTable::new())
+        };
         Self {
-            lasting: HashTable::with_capacity(capacity),
-            expiring: HashTable::new(),
+            lasting,
+            expiring,
             counts: WriteCounts::default(),
         }
     }
@@ -432,6 +438,14 @@ mod tests {
         assert_eq!(s.get(h("a"), "a", || 100, |v| *v), Lookup::Live(2));
         assert!(s.remove_if_expired(h("a"), "a", 100).is_none());
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn capacity_goes_to_the_table_entries_will_use() {
+        let plain: Shard<u8, u8> = Shard::with_capacity(100, false);
+        assert!(plain.lasting.capacity() >= 100 && plain.expiring.capacity() == 0);
+        let ttl: Shard<u8, u8> = Shard::with_capacity(100, true);
+        assert!(ttl.expiring.capacity() >= 100 && ttl.lasting.capacity() == 0);
     }
 
     #[test]
