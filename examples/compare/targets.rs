@@ -100,7 +100,7 @@ fn evaluate(
             if ratio >= threshold {
                 outcome.met_cells += 1;
             }
-            if outcome.worst.as_ref().map_or(true, |(w, _)| ratio < *w) {
+            if outcome.worst.as_ref().is_none_or(|(w, _)| ratio < *w) {
                 let cell = format!("{}, {t} thr, vs {best_subject}", workload.name());
                 outcome.worst = Some((ratio, cell));
             }
