@@ -7,16 +7,14 @@ mod common;
 mod model;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use proptest::prelude::*;
 use shardcache::baseline::SingleLockCache;
-use shardcache::{Cache, CacheBuilder, Clock, Stats};
+use shardcache::{Cache, CacheBuilder, Stats};
 
-use common::CacheApi;
+use common::{CacheApi, CountingClock};
 use model::{Input, Key, Model, Op, Shards, Step, Ttl, Value};
 
 /// Bytes per op in the proptest strategy: enough for the largest `Op`
@@ -273,17 +271,6 @@ fn regressions() {
     }
 }
 
-/// A clock that counts its readings and stands still.
-#[derive(Clone, Default)]
-struct CountingClock(Arc<AtomicUsize>);
-
-impl Clock for CountingClock {
-    fn now_nanos(&self) -> u64 {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        0
-    }
-}
-
 /// "A cache whose entries never expire never reads its clock" (`Clock`),
 /// the janitor included. Found under Miri, which runs slowly enough for the
 /// janitor of `tests/semantics.rs`'s `entries_without_ttl_never_read_the_clock`
@@ -300,7 +287,7 @@ fn janitor_without_deadlines_never_reads_the_clock<C: CacheApi<u8, Value>>() {
     cache.insert_with_ttl(2, 2, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(50));
     cache.close();
-    assert_eq!(clock.0.load(Ordering::Relaxed), 0, "clock reads");
+    assert_eq!(clock.reads(), 0, "clock reads");
     assert_eq!(cache.len(), 2);
 }
 

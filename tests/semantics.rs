@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::CacheApi;
-use shardcache::{Cache, CacheBuilder, Clock, ManualClock, Stats};
+use common::{CacheApi, CountingClock};
+use shardcache::{Cache, CacheBuilder, ManualClock, Stats};
 
 const SECOND: Duration = Duration::from_secs(1);
 const NANO: Duration = Duration::from_nanos(1);
@@ -228,17 +227,6 @@ fn close_is_idempotent_and_the_cache_keeps_working<C: CacheApi<u32, u32>>() {
     assert_eq!(cache.remove_expired(), 1);
 }
 
-/// A clock that counts its readings.
-#[derive(Debug, Clone, Default)]
-struct CountingClock(Arc<AtomicUsize>);
-
-impl Clock for CountingClock {
-    fn now_nanos(&self) -> u64 {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        0
-    }
-}
-
 fn entries_without_ttl_never_read_the_clock<C: CacheApi<u32, u32>>() {
     let clock = CountingClock::default();
     let cache = C::build(
@@ -254,7 +242,7 @@ fn entries_without_ttl_never_read_the_clock<C: CacheApi<u32, u32>>() {
     assert_eq!(cache.remove(&1), Some(1));
     assert_eq!(cache.get(&1), None);
     cache.close();
-    assert_eq!(clock.0.load(Ordering::Relaxed), 0);
+    assert_eq!(clock.reads(), 0);
 }
 
 fn shard_count_is_reported<C: CacheApi<u32, u32>>() {

@@ -6,10 +6,12 @@
 #![allow(dead_code)]
 
 use std::hash::Hash;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use shardcache::baseline::SingleLockCache;
-use shardcache::{Cache, CacheBuilder, Stats};
+use shardcache::{Cache, CacheBuilder, Clock, Stats};
 
 /// The operations both cache types share.
 pub trait CacheApi<K, V>: Send + Sync {
@@ -100,3 +102,21 @@ macro_rules! suite {
 }
 #[allow(unused_imports)]
 pub(crate) use suite;
+
+/// A clock that stands still at zero and counts its readings.
+#[derive(Debug, Clone, Default)]
+pub struct CountingClock(Arc<AtomicUsize>);
+
+impl CountingClock {
+    /// How many times the clock has been read.
+    pub fn reads(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Clock for CountingClock {
+    fn now_nanos(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        0
+    }
+}
