@@ -46,6 +46,12 @@
 //!
 //! ## Failure
 //!
+//! Your `Eq` and `Clone` (and `Hash`, when a table grows) run while a shard
+//! lock is held, so they must not use the same cache: a `Clone` that reads
+//! the cache can deadlock against a waiting writer, as with any
+//! reader-writer lock. `Drop` is safe: replaced and removed values are
+//! dropped after the lock is released.
+//!
 //! Locks never poison. A panic in your `Hash`, `Eq` or `Clone` unwinds out
 //! of the call that ran it and leaves the cache usable, with every entry
 //! either fully inserted or not at all. (A `Hash` that panics while a shard
