@@ -153,6 +153,20 @@ fn m2_two_gets_of_expired_entry() {
     });
 }
 
+/// Models 3a and 3b: with the clock at `at`, `get(KEY)` and `remove(KEY)`
+/// race; afterwards the entry is gone. Returns (`get`, `remove`, removals,
+/// expirations).
+fn get_races_remove(at: Duration) -> (Option<u32>, Option<u32>, u64, u64) {
+    let (cache, _clock) = cache_with_entry_at(at);
+    let reader = spawn(&cache, |cache| cache.get(&KEY));
+    let remover = spawn(&cache, |cache| cache.remove(&KEY));
+    let got = reader.join().unwrap();
+    let removed = remover.join().unwrap();
+    assert_eq!(cache.len(), 0);
+    let stats = cache.stats();
+    (got, removed, stats.removals, stats.expirations)
+}
+
 /// Model 3a. `get` races with `remove` of a live entry. Linearizable: `get`
 /// is ordered before `remove` (and sees the value) or after it (and misses);
 /// `remove` always gets the value.
@@ -163,14 +177,7 @@ fn m2_two_gets_of_expired_entry() {
 #[test]
 fn m3a_get_races_remove() {
     explore(&[(Some(1), Some(1), 1, 0), (None, Some(1), 1, 0)], || {
-        let (cache, _clock) = cache_with_entry_at(Duration::ZERO);
-        let reader = spawn(&cache, |cache| cache.get(&KEY));
-        let remover = spawn(&cache, |cache| cache.remove(&KEY));
-        let got = reader.join().unwrap();
-        let removed = remover.join().unwrap();
-        assert_eq!(cache.len(), 0);
-        let stats = cache.stats();
-        (got, removed, stats.removals, stats.expirations)
+        get_races_remove(Duration::ZERO)
     });
 }
 
@@ -182,16 +189,7 @@ fn m3a_get_races_remove() {
 /// `(None, None, 0, 1)`.
 #[test]
 fn m3b_get_races_remove_of_expired_entry() {
-    explore(&[(None, None, 0, 1)], || {
-        let (cache, _clock) = cache_with_entry_at(PAST_TTL);
-        let reader = spawn(&cache, |cache| cache.get(&KEY));
-        let remover = spawn(&cache, |cache| cache.remove(&KEY));
-        let got = reader.join().unwrap();
-        let removed = remover.join().unwrap();
-        assert_eq!(cache.len(), 0);
-        let stats = cache.stats();
-        (got, removed, stats.removals, stats.expirations)
-    });
+    explore(&[(None, None, 0, 1)], || get_races_remove(PAST_TTL));
 }
 
 /// Model 3c. `get` races with `insert_with_ttl` refreshing the entry and
