@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use shardcache::baseline::SingleLockCache;
 use shardcache::{Cache, CacheBuilder, Stats};
 
-use common::{CacheApi, CountingClock};
+use common::CacheApi;
 use model::{Input, Key, Model, Op, Shards, Step, Ttl, Value};
 
 /// Bytes per op in the proptest strategy: enough for the largest `Op`
@@ -269,36 +269,6 @@ fn regressions() {
         model::check::<Cache<u8, Value>>(input);
         model::check::<SingleLockCache<u8, Value>>(input);
     }
-}
-
-/// "A cache whose entries never expire never reads its clock" (`Clock`),
-/// the janitor included. Found under Miri, which runs slowly enough for the
-/// janitor of `tests/semantics.rs`'s `entries_without_ttl_never_read_the_clock`
-/// to tick: `SingleLockCache`'s sweep read the clock on every tick, even
-/// with no entry that can expire. Here the janitor gets 50 ticks for sure.
-fn janitor_without_deadlines_never_reads_the_clock<C: CacheApi<u8, Value>>() {
-    let clock = CountingClock::default();
-    let cache = C::build(
-        Cache::builder()
-            .clock(clock.clone())
-            .cleanup_interval(Duration::from_millis(1)),
-    );
-    cache.insert(1, 1);
-    cache.insert_with_ttl(2, 2, Duration::ZERO);
-    std::thread::sleep(Duration::from_millis(50));
-    cache.close();
-    assert_eq!(clock.reads(), 0, "clock reads");
-    assert_eq!(cache.len(), 2);
-}
-
-#[test]
-fn sharded_janitor_without_deadlines_never_reads_the_clock() {
-    janitor_without_deadlines_never_reads_the_clock::<Cache<u8, Value>>();
-}
-
-#[test]
-fn single_lock_janitor_without_deadlines_never_reads_the_clock() {
-    janitor_without_deadlines_never_reads_the_clock::<SingleLockCache<u8, Value>>();
 }
 
 /// A cache that gets one semantic wrong: its `len` leaves out expired
