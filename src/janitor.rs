@@ -97,8 +97,8 @@ impl Janitor {
         let running = self.running.lock().take();
         if let Some(Running { signal, thread }) = running {
             signal.stop();
-            // A panicking sweep (a user's Hash or Eq) already ended the
-            // thread; there is nothing left to clean up.
+            // A panicking sweep (a user's `Drop` of an expired value)
+            // already ended the thread; there is nothing left to clean up.
             let _ = thread.join();
         }
     }
