@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Smoke run of the benchmark harness (docs/BENCHMARKS.md): every criterion
-# benchmark once, then each mode of the compare example in its --quick form.
+# benchmark once, then each mode of the compare example in its --quick form,
+# then the hitratio example in its --quick form (with 2 replay threads).
 # Checks that the harness builds and runs, not how fast anything is. Called
 # by .ci/run; about a minute once built.
 set -euo pipefail
@@ -15,8 +16,10 @@ cargo run --release --example compare -- --quick --out "$out"
 cargo run --release --example compare -- --quick --shards --out "$out"
 cargo run --release --example compare -- --quick --memory --out "$out"
 cargo run --release --example compare -- --quick --janitor --out "$out"
+cargo run --release --example hitratio -- --quick --threads 2 --out "$out"
 
-for file in compare.json compare.svg shards.json shards.svg memory.json janitor.json; do
+for file in compare.json compare.svg shards.json shards.svg memory.json janitor.json \
+    hitratio.json hitratio.svg; do
     test -s "$out/$file" || { echo "bench-smoke: $out/$file is missing or empty" >&2; exit 1; }
 done
-echo "bench-smoke: all benchmarks and compare modes ran"
+echo "bench-smoke: all benchmarks, compare modes and hitratio ran"
