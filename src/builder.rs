@@ -23,6 +23,23 @@ pub(crate) fn default_shards() -> usize {
     cores.saturating_mul(64).next_power_of_two().clamp(1, 1024)
 }
 
+/// The fewest entries a bounded cache's default shard count leaves each
+/// shard: S3-FIFO's small queue is a tenth of a shard, and a shard much
+/// smaller than this splits the capacity so finely that an unlucky shard
+/// evicts while others have room (`docs/DESIGN.md` has the measurements).
+pub(crate) const MIN_SHARD_CAPACITY: u64 = 256;
+
+/// The default shard count of a bounded cache: the unbounded default, or
+/// fewer so that each shard holds at least [`MIN_SHARD_CAPACITY`].
+pub(crate) fn bounded_shards(capacity: u64, default: usize) -> usize {
+    let most = (capacity / MIN_SHARD_CAPACITY).clamp(1, default as u64);
+    // The largest power of two at most `most`.
+    1 << (u64::BITS - 1 - most.leading_zeros())
+}
+
+/// A weigher, shared by the cache.
+pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+
 /// Configures and builds a [`Cache`].
 ///
 /// Every setting has a default: [`Cache::new`] is `Cache::builder().build()`.
@@ -41,7 +58,10 @@ pub(crate) fn default_shards() -> usize {
 /// assert_eq!(cache.get("k"), Some(vec![1, 2, 3]));
 /// ```
 pub struct CacheBuilder<K, V, S = ahash::RandomState> {
-    pub(crate) shards: usize,
+    /// Set by [`shards`](Self::shards); else derived at build time.
+    pub(crate) shards: Option<usize>,
+    pub(crate) max_capacity: Option<u64>,
+    pub(crate) weigher: Option<Weigher<K, V>>,
     pub(crate) default_ttl: Duration,
     pub(crate) cleanup_interval: Duration,
     pub(crate) initial_capacity: usize,
@@ -54,7 +74,9 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
 impl<K, V> CacheBuilder<K, V> {
     pub(crate) fn new() -> Self {
         Self {
-            shards: default_shards(),
+            shards: None,
+            max_capacity: None,
+            weigher: None,
             default_ttl: Duration::ZERO,
             cleanup_interval: Duration::ZERO,
             initial_capacity: 0,
@@ -77,7 +99,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ///
     /// More shards mean fewer threads meeting on one lock, at a cost of one
     /// cache line (128 bytes) plus an empty table per shard. The default
-    /// depends on the machine's cores; see `docs/DESIGN.md`.
+    /// depends on the machine's cores; see `docs/DESIGN.md`. A bounded
+    /// cache defaults to fewer, so that each shard holds at least 256
+    /// units of [`max_capacity`](Self::max_capacity); setting `shards`
+    /// overrides that too.
     ///
     /// # Panics
     ///
@@ -95,7 +120,64 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             "shardcache: shards({n}) is out of range; use 1 to {MAX_SHARDS} \
              (it is rounded up to a power of two)"
         );
-        self.shards = n.next_power_of_two();
+        self.shards = Some(n.next_power_of_two());
+        self
+    }
+
+    /// Bounds the cache: after an insert returns, the total weight stored
+    /// (see [`weigher`](Self::weigher); by default every entry weighs 1, so
+    /// this is an entry count) is at most `max`. Unset, the default, the
+    /// cache never evicts.
+    ///
+    /// Eviction is S3-FIFO (`docs/DESIGN.md`): new keys pass through a small
+    /// FIFO and stay only if read again, so a scan of one-time keys does not
+    /// flush the keys that are read often. A hit costs at most a relaxed
+    /// store to the entry's own frequency counter. Expired entries are
+    /// evicted first whenever the policy meets them.
+    ///
+    /// The capacity is split exactly over the shards (the first
+    /// `max % shards` hold one unit more), and each shard evicts on its
+    /// own. So an entry heavier than its shard's share, about
+    /// `max / shard_count()`, is not stored at all (it counts as an
+    /// eviction, and an older value under its key is removed), and the
+    /// cache may evict while another shard has room. The default shard count
+    /// of a bounded cache leaves each shard at least 256 units.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u64, u64> = Cache::builder().max_capacity(1000).build();
+    /// for key in 0..10_000 {
+    ///     cache.insert(key, key);
+    /// }
+    /// assert!(cache.weighted_size() <= 1000);
+    /// assert_eq!(cache.max_capacity(), Some(1000));
+    /// ```
+    pub fn max_capacity(mut self, max: u64) -> Self {
+        self.max_capacity = Some(max);
+        self
+    }
+
+    /// How much each entry counts against [`max_capacity`](Self::max_capacity)
+    /// (its size in bytes, say). The default gives every entry weight 1.
+    ///
+    /// The weigher runs on every insert, before any lock is taken; if it
+    /// panics, the insert does not happen and the cache is unchanged. A
+    /// weigher without `max_capacity` makes a cache that tracks
+    /// [`Cache::weighted_size`] and never evicts.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<String, Vec<u8>> = Cache::builder()
+    ///     .max_capacity(64 << 20) // 64 MiB of values
+    ///     .weigher(|_key, value: &Vec<u8>| value.len().try_into().unwrap_or(u32::MAX))
+    ///     .build();
+    /// cache.insert("blob".to_owned(), vec![0; 1024]);
+    /// assert_eq!(cache.weighted_size(), 1024);
+    /// ```
+    pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Arc::new(weigher));
         self
     }
 
@@ -176,6 +258,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     pub fn hasher<S2: BuildHasher>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
         CacheBuilder {
             shards: self.shards,
+            max_capacity: self.max_capacity,
+            weigher: self.weigher,
             default_ttl: self.default_ttl,
             cleanup_interval: self.cleanup_interval,
             initial_capacity: self.initial_capacity,
@@ -218,6 +302,25 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self.record_stats = enabled;
         self
     }
+
+    /// The bound on the total weight, if the cache is to track weights:
+    /// `max_capacity`, or no bound at all for a weigher without one.
+    pub(crate) fn bound(&self) -> Option<u64> {
+        match (self.max_capacity, &self.weigher) {
+            (Some(max), _) => Some(max),
+            (None, Some(_)) => Some(u64::MAX),
+            (None, None) => None,
+        }
+    }
+
+    /// The shard count to build with.
+    pub(crate) fn shard_count(&self) -> usize {
+        match (self.shards, self.max_capacity) {
+            (Some(n), _) => n,
+            (None, Some(max)) => bounded_shards(max, default_shards()),
+            (None, None) => default_shards(),
+        }
+    }
 }
 
 impl<K, V, S> CacheBuilder<K, V, S>
@@ -242,6 +345,11 @@ where
     /// Builds the single-lock baseline with the same settings (the shard
     /// count is ignored: it has one lock and one map).
     ///
+    /// # Panics
+    ///
+    /// If [`max_capacity`](Self::max_capacity) or [`weigher`](Self::weigher)
+    /// is set: the baseline is the unbounded design this crate replaces.
+    ///
     /// ```
     /// use shardcache::Cache;
     ///
@@ -253,6 +361,11 @@ where
     where
         S: Send + Sync + 'static,
     {
+        assert!(
+            self.bound().is_none(),
+            "shardcache: SingleLockCache is unbounded; build_single_lock() \
+             takes no max_capacity or weigher"
+        );
         SingleLockCache::from_builder(self)
     }
 }
@@ -260,7 +373,9 @@ where
 impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheBuilder")
-            .field("shards", &self.shards)
+            .field("shards", &self.shard_count())
+            .field("max_capacity", &self.max_capacity)
+            .field("weigher", &self.weigher.is_some())
             .field("default_ttl", &self.default_ttl)
             .field("cleanup_interval", &self.cleanup_interval)
             .field("initial_capacity", &self.initial_capacity)
@@ -294,11 +409,32 @@ mod tests {
 
     #[test]
     fn shards_round_up() {
-        assert_eq!(CacheBuilder::<u8, u8>::new().shards(1).shards, 1);
-        assert_eq!(CacheBuilder::<u8, u8>::new().shards(3).shards, 4);
+        let count = |n| CacheBuilder::<u8, u8>::new().shards(n).shard_count();
+        assert_eq!(count(1), 1);
+        assert_eq!(count(3), 4);
+        assert_eq!(count(MAX_SHARDS), MAX_SHARDS);
+    }
+
+    #[test]
+    fn bounded_caches_leave_each_shard_enough_room() {
+        assert_eq!(bounded_shards(0, 128), 1);
+        assert_eq!(bounded_shards(100, 128), 1);
+        assert_eq!(bounded_shards(511, 128), 1);
+        assert_eq!(bounded_shards(512, 128), 2);
+        assert_eq!(bounded_shards(10_000, 128), 32);
+        assert_eq!(bounded_shards(1 << 20, 128), 128);
+        assert_eq!(bounded_shards(u64::MAX, 1024), 1024);
+        let built = |b: CacheBuilder<u8, u8>| b.shard_count();
+        assert_eq!(built(CacheBuilder::new().max_capacity(100)), 1);
         assert_eq!(
-            CacheBuilder::<u8, u8>::new().shards(MAX_SHARDS).shards,
-            MAX_SHARDS
+            built(CacheBuilder::new().max_capacity(100).shards(64)),
+            64,
+            "shards() overrides"
+        );
+        assert_eq!(
+            built(CacheBuilder::new().weigher(|_, _| 1)),
+            default_shards(),
+            "a weigher alone does not bound the cache"
         );
     }
 }

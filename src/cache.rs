@@ -5,7 +5,8 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
-use crate::builder::CacheBuilder;
+use crate::bounded::{BoundedShard, Displaced};
+use crate::builder::{CacheBuilder, Weigher};
 use crate::clock::{deadline, ClockSource, NEVER};
 use crate::janitor::{Janitor, Sweep};
 use crate::locks::{default_stripes, ShardLocks};
@@ -55,16 +56,40 @@ pub struct Cache<K, V, S = ahash::RandomState> {
     shards: Arc<Shards<K, V>>,
     /// Right shift that brings the shard bits of a hash to the bottom.
     shift: u32,
+    /// Shard count - 1.
+    mask: usize,
     default_ttl: Duration,
     record_stats: bool,
+    max_capacity: Option<u64>,
+    /// Set only for bounded caches built with a weigher.
+    weigher: Option<Weigher<K, V>>,
     janitor: Janitor,
 }
 
 /// What the cache and its janitor share.
 pub(crate) struct Shards<K, V> {
-    locks: ShardLocks<Shard<K, V>>,
+    tables: Tables<K, V>,
     reads: ReadCounters,
     clock: ClockSource,
+}
+
+/// The shards' locked tables; which kind is fixed when the cache is built.
+/// A cache without a capacity keeps the plain [`Shard`], so it pays nothing
+/// for eviction: no byte per entry, no work in `get`.
+enum Tables<K, V> {
+    Unbounded(ShardLocks<Shard<K, V>>),
+    Bounded(ShardLocks<BoundedShard<K, V>>),
+}
+
+/// Evaluates `$body` with `$locks` bound to the shards' locks, whichever
+/// kind they are (the body is compiled once per kind).
+macro_rules! with_locks {
+    ($tables:expr, $locks:ident => $body:expr) => {
+        match $tables {
+            Tables::Unbounded($locks) => $body,
+            Tables::Bounded($locks) => $body,
+        }
+    };
 }
 
 impl<K, V> Cache<K, V>
@@ -120,14 +145,33 @@ where
     S: BuildHasher,
 {
     pub(crate) fn from_builder(builder: CacheBuilder<K, V, S>) -> Self {
-        let count = builder.shards;
+        let count = builder.shard_count();
         debug_assert!(count.is_power_of_two());
         let per_shard = builder.initial_capacity.div_ceil(count);
         let stripes = default_stripes();
-        let shards = Arc::new(Shards {
-            locks: ShardLocks::new(count, stripes, || {
+        let tables = match builder.bound() {
+            None => Tables::Unbounded(ShardLocks::new(count, stripes, || {
                 Shard::with_capacity(per_shard, !builder.default_ttl.is_zero())
-            }),
+            })),
+            Some(capacity) => {
+                // The capacity split exactly: the first `capacity % count`
+                // shards hold one unit more than the rest.
+                let (share, extra) = (capacity / count as u64, capacity % count as u64);
+                let mut next = 0;
+                Tables::Bounded(ShardLocks::new(count, stripes, || {
+                    let shard_capacity = share + u64::from(next < extra);
+                    next += 1;
+                    let room = if builder.weigher.is_none() {
+                        per_shard.min(usize::try_from(shard_capacity).unwrap_or(usize::MAX))
+                    } else {
+                        per_shard
+                    };
+                    BoundedShard::new(shard_capacity, room)
+                }))
+            }
+        };
+        let shards = Arc::new(Shards {
+            tables,
             reads: ReadCounters::new(stripes),
             clock: builder.clock,
         });
@@ -140,8 +184,11 @@ where
             hasher: builder.hasher,
             shards,
             shift: u64::BITS - CONTROL_BITS - count.trailing_zeros(),
+            mask: count - 1,
             default_ttl: builder.default_ttl,
             record_stats: builder.record_stats,
+            max_capacity: builder.max_capacity,
+            weigher: builder.weigher,
             janitor,
         }
     }
@@ -151,7 +198,7 @@ where
     fn shard_index(&self, hash: u64) -> usize {
         // `shift` is at most 57, so this never overflows; the mask keeps
         // exactly log2(shards) bits.
-        (hash >> self.shift) as usize & (self.shards.locks.len() - 1)
+        (hash >> self.shift) as usize & self.mask
     }
 
     /// Inserts `value` under `key` with the default TTL, replacing any
@@ -193,15 +240,50 @@ where
             deadline(self.shards.clock.now(), ttl)
         };
         let hash = self.hasher.hash_one(&key);
-        let replaced = self.shards.locks.write(self.shard_index(hash)).insert(
+        let index = self.shard_index(hash);
+        match &self.shards.tables {
+            Tables::Unbounded(locks) => {
+                let replaced = locks
+                    .write(index)
+                    .insert(hash, key, value, deadline, &self.hasher);
+                // The unused key and the old value are dropped here, after
+                // unlocking.
+                drop(replaced);
+            }
+            Tables::Bounded(locks) => self.insert_bounded(locks, index, hash, key, value, deadline),
+        }
+    }
+
+    /// The bounded half of [`insert_with_ttl`](Self::insert_with_ttl), kept
+    /// out of line so that the unbounded half stays as small as it was.
+    #[inline(never)]
+    fn insert_bounded(
+        &self,
+        locks: &ShardLocks<BoundedShard<K, V>>,
+        index: usize,
+        hash: u64,
+        key: K,
+        value: V,
+        deadline: u64,
+    ) {
+        // The weigher runs before the lock is taken: if it panics, nothing
+        // has changed.
+        let weight = self.weigher.as_ref().map_or(1, |weigh| weigh(&key, &value));
+        let clock = &self.shards.clock;
+        // Declared before the guard, so that what the insert pushed out is
+        // dropped after unlocking, even if it panics.
+        let mut displaced = Displaced::default();
+        locks.write(index).insert(
             hash,
             key,
             value,
             deadline,
+            weight,
             &self.hasher,
+            || clock.now(),
+            &mut displaced,
         );
-        // The unused key and the old value are dropped here, after unlocking.
-        drop(replaced);
+        drop(displaced);
     }
 
     /// Returns a clone of the value under `key`, or `None` if there is none
@@ -258,15 +340,21 @@ where
         let shards = &*self.shards;
         // The read guard is a temporary: it is released at the end of this
         // statement, before anything else happens.
-        let found = shards
-            .locks
-            .read(index)
-            .get(hash, key, || shards.clock.now(), read);
+        let found = match &shards.tables {
+            Tables::Unbounded(locks) => {
+                locks
+                    .read(index)
+                    .get(hash, key, || shards.clock.now(), read)
+            }
+            Tables::Bounded(locks) => locks
+                .read(index)
+                .get(hash, key, || shards.clock.now(), read),
+        };
         let result = match found {
             Lookup::Live(value) => Some(value),
             Lookup::Missing => None,
             Lookup::Expired => {
-                shards.remove_expired_entry(index, hash, key);
+                self.remove_expired_entry(index, hash, key);
                 None
             }
         };
@@ -293,16 +381,40 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
-        let clock = &self.shards.clock;
-        let removed = self
-            .shards
-            .locks
-            .write(self.shard_index(hash))
-            .remove(hash, key, || clock.now());
+        let index = self.shard_index(hash);
+        let now = || self.shards.clock.now();
+        let removed = match &self.shards.tables {
+            Tables::Unbounded(locks) => locks.write(index).remove(hash, key, now),
+            Tables::Bounded(locks) => locks.write(index).remove(hash, key, now, &self.hasher),
+        };
         match removed? {
             Removed::Live(_key, value) => Some(value),
-            Removed::Expired(_entry) => None,
+            Removed::Expired(_key, _value) => None,
         }
+    }
+
+    /// The write half of the read-to-write upgrade. The read lock has been
+    /// released, so another thread may have replaced or removed the entry:
+    /// it is removed only if it is still there and still expired.
+    fn remove_expired_entry<Q>(&self, index: usize, hash: u64, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let now = self.shards.clock.now();
+        let removed = match &self.shards.tables {
+            Tables::Unbounded(locks) => locks
+                .write(index)
+                .remove_if_expired(hash, key, now)
+                .map(|entry| (entry.key, entry.value)),
+            Tables::Bounded(locks) => {
+                locks
+                    .write(index)
+                    .remove_if_expired(hash, key, now, &self.hasher)
+            }
+        };
+        // Dropped after the write lock is released.
+        drop(removed);
     }
 }
 
@@ -367,8 +479,49 @@ where
     /// assert!(!cache.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        let locks = &self.shards.locks;
-        (0..locks.len()).all(|index| locks.read(index).len() == 0)
+        with_locks!(&self.shards.tables, locks => {
+            (0..locks.len()).all(|index| locks.read(index).len() == 0)
+        })
+    }
+
+    /// The bound on the total weight set by
+    /// [`CacheBuilder::max_capacity`], or `None` for an unbounded cache.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let bounded: Cache<u32, u32> = Cache::builder().max_capacity(1000).build();
+    /// assert_eq!(bounded.max_capacity(), Some(1000));
+    /// let unbounded: Cache<u32, u32> = Cache::new();
+    /// assert_eq!(unbounded.max_capacity(), None);
+    /// ```
+    pub fn max_capacity(&self) -> Option<u64> {
+        self.max_capacity
+    }
+
+    /// The total weight stored, summed over the shards: the sum of the
+    /// [weigher](CacheBuilder::weigher)'s results, or the number of entries
+    /// when there is no weigher. Expired entries count until they are
+    /// removed. Under concurrent writes the sum is approximate.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u32, String> = Cache::builder()
+    ///     .max_capacity(100)
+    ///     .weigher(|_key, value: &String| value.len() as u32)
+    ///     .build();
+    /// cache.insert(1, "four".to_owned());
+    /// cache.insert(2, "three".to_owned());
+    /// assert_eq!(cache.weighted_size(), 9);
+    /// ```
+    pub fn weighted_size(&self) -> u64 {
+        match &self.shards.tables {
+            Tables::Unbounded(_) => self.shards.len() as u64,
+            Tables::Bounded(locks) => (0..locks.len())
+                .map(|index| locks.read(index).weight())
+                .sum(),
+        }
     }
 
     /// Removes every entry and frees the shards' tables, one shard at a
@@ -383,11 +536,12 @@ where
     /// assert!(cache.is_empty());
     /// ```
     pub fn clear(&self) {
-        let locks = &self.shards.locks;
-        for index in 0..locks.len() {
-            let entries = locks.write(index).take_all();
-            drop(entries);
-        }
+        with_locks!(&self.shards.tables, locks => {
+            for index in 0..locks.len() {
+                let entries = locks.write(index).take_all();
+                drop(entries);
+            }
+        });
     }
 
     /// Number of shards (a power of two).
@@ -399,7 +553,7 @@ where
     /// assert_eq!(cache.shard_count(), 16);
     /// ```
     pub fn shard_count(&self) -> usize {
-        self.shards.locks.len()
+        self.shards.count()
     }
 
     /// The counters, summed over the shards; all zero unless the cache was
@@ -416,10 +570,11 @@ where
     pub fn stats(&self) -> Stats {
         let mut stats = Stats::default();
         if self.record_stats {
-            let locks = &self.shards.locks;
-            for index in 0..locks.len() {
-                stats += locks.read(index).counts;
-            }
+            with_locks!(&self.shards.tables, locks => {
+                for index in 0..locks.len() {
+                    stats += locks.read(index).counts;
+                }
+            });
             self.shards.reads.add_to(&mut stats);
         }
         stats
@@ -448,29 +603,17 @@ where
 }
 
 impl<K, V> Shards<K, V> {
+    /// Number of shards.
+    #[inline]
+    fn count(&self) -> usize {
+        with_locks!(&self.tables, locks => locks.len())
+    }
+
     /// Entries stored, summed over the shards.
     fn len(&self) -> usize {
-        (0..self.locks.len())
-            .map(|index| self.locks.read(index).len())
-            .sum()
-    }
-}
-
-impl<K: Hash + Eq, V> Shards<K, V> {
-    /// The write half of the read-to-write upgrade. The read lock has been
-    /// released, so another thread may have replaced or removed the entry:
-    /// it is removed only if it is still there and still expired.
-    fn remove_expired_entry<Q>(&self, index: usize, hash: u64, key: &Q)
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        let removed = self
-            .locks
-            .write(index)
-            .remove_if_expired(hash, key, self.clock.now());
-        // Dropped after the write lock is released.
-        drop(removed);
+        with_locks!(&self.tables, locks => {
+            (0..locks.len()).map(|index| locks.read(index).len()).sum()
+        })
     }
 }
 
@@ -480,26 +623,28 @@ where
     V: Send + Sync + 'static,
 {
     fn steps(&self) -> usize {
-        self.locks.len()
+        self.count()
     }
 
     /// Finds expired entries under the read lock, so readers are not blocked
     /// when there are none; removes them under the write lock with a fresh
     /// check; drops them after releasing it.
     fn sweep_step(&self, index: usize) -> usize {
-        let now = {
-            let shard = self.locks.read(index);
-            if !shard.may_expire() {
-                return 0;
-            }
-            let now = self.clock.now();
-            if !shard.has_expired(now) {
-                return 0;
-            }
-            now
-        };
-        let removed = self.locks.write(index).remove_expired(now);
-        removed.len()
+        with_locks!(&self.tables, locks => {
+            let now = {
+                let shard = locks.read(index);
+                if !shard.may_expire() {
+                    return 0;
+                }
+                let now = self.clock.now();
+                if !shard.has_expired(now) {
+                    return 0;
+                }
+                now
+            };
+            let removed = locks.write(index).remove_expired(now);
+            removed.len()
+        })
     }
 }
 
@@ -514,7 +659,8 @@ impl<K, V, S> fmt::Debug for Cache<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
             .field("len", &self.shards.len())
-            .field("shards", &self.shards.locks.len())
+            .field("shards", &self.shards.count())
+            .field("max_capacity", &self.max_capacity)
             .field("default_ttl", &self.default_ttl)
             .field("clock", &self.shards.clock)
             .field("janitor", &self.janitor)

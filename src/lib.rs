@@ -72,9 +72,11 @@
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
 pub mod baseline;
+mod bounded;
 mod builder;
 mod cache;
 mod clock;
+mod ghost;
 mod janitor;
 mod locks;
 mod shard;

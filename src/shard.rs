@@ -39,7 +39,7 @@ pub(crate) enum Lookup<T> {
 #[derive(Debug)]
 pub(crate) enum Removed<K, V> {
     Live(K, V),
-    Expired(Entry<K, V>),
+    Expired(K, V),
 }
 
 /// Everything [`Shard::take_all`] took out, to be dropped after unlocking.
@@ -51,6 +51,7 @@ pub(crate) struct WriteCounts {
     pub(crate) inserts: u64,
     pub(crate) removals: u64,
     pub(crate) expirations: u64,
+    pub(crate) evictions: u64,
 }
 
 /// Two hash tables of entries, addressed by a precomputed hash.
@@ -245,14 +246,14 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         } else {
             let entry = self.take_expiring(hash, key)?;
             if is_expired(entry.deadline, now()) {
-                Removed::Expired(entry)
+                Removed::Expired(entry.key, entry.value)
             } else {
                 Removed::Live(entry.key, entry.value)
             }
         };
         match removed {
             Removed::Live(..) => self.counts.removals += 1,
-            Removed::Expired(_) => self.counts.expirations += 1,
+            Removed::Expired(..) => self.counts.expirations += 1,
         }
         Some(removed)
     }
@@ -356,7 +357,7 @@ mod tests {
         ));
         assert!(matches!(
             s.remove(h("old"), "old", || 7),
-            Some(Removed::Expired(_))
+            Some(Removed::Expired(..))
         ));
         assert!(s.remove(h("old"), "old", || 7).is_none());
         assert_eq!((s.counts.removals, s.counts.expirations), (1, 1));

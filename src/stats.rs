@@ -29,6 +29,7 @@ use crate::sync::{thread_number, AtomicU64, Ordering};
 /// assert_eq!(stats.hit_ratio(), 0.5);
 /// ```
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Lookups (`get`, `contains_key`) that found a live entry.
     pub hits: u64,
@@ -38,17 +39,29 @@ pub struct Stats {
     pub inserts: u64,
     /// Live entries taken out by `remove`. `clear` is not counted.
     pub removals: u64,
-    /// Expired entries removed, lazily by a lookup or `remove`, or by a sweep
-    /// (`remove_expired` or the janitor).
+    /// Expired entries removed, lazily by a lookup or `remove`, by a sweep
+    /// (`remove_expired` or the janitor), or by eviction in a bounded cache
+    /// (which removes expired entries before live ones).
     pub expirations: u64,
+    /// Live entries a bounded cache removed to make room, plus entries not
+    /// stored because they were heavier than a shard may hold
+    /// ([`CacheBuilder::max_capacity`](crate::CacheBuilder::max_capacity)).
+    pub evictions: u64,
 }
 
 impl Stats {
     /// `hits / (hits + misses)`, or 0 when there were no lookups.
     ///
     /// ```
-    /// let stats = shardcache::Stats { hits: 3, misses: 1, ..Default::default() };
-    /// assert_eq!(stats.hit_ratio(), 0.75);
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder().record_stats(true).build();
+    /// assert_eq!(cache.stats().hit_ratio(), 0.0, "no lookups yet");
+    /// cache.insert(1, 1);
+    /// for key in [1, 1, 1, 2] {
+    ///     cache.get(&key);
+    /// }
+    /// assert_eq!(cache.stats().hit_ratio(), 0.75);
     /// ```
     pub fn hit_ratio(&self) -> f64 {
         let lookups = self.hits + self.misses;
@@ -65,6 +78,7 @@ impl AddAssign<WriteCounts> for Stats {
         self.inserts += counts.inserts;
         self.removals += counts.removals;
         self.expirations += counts.expirations;
+        self.evictions += counts.evictions;
     }
 }
 

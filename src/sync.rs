@@ -30,7 +30,7 @@ pub(crate) use std::sync::{Arc, Weak};
 #[cfg(not(shardcache_loom))]
 mod imp {
     use std::cell::Cell;
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
     use std::sync::PoisonError;
     pub(crate) use std::thread;
 
@@ -191,7 +191,7 @@ mod imp {
 #[cfg(shardcache_loom)]
 mod imp {
     pub(crate) use loom::cell::{ConstPtr, MutPtr, UnsafeCell};
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
     pub(crate) use loom::thread;
 
     /// The model thread's number within its execution, so that every run

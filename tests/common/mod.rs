@@ -1,6 +1,6 @@
-//! One interface over both cache types, so every semantic test, the model
-//! check and the fuzz targets run unchanged on `Cache` and on the
-//! single-lock baseline. Included by the test crates with `mod common;` and
+//! One interface over every cache type, so every semantic test, the model
+//! check and the fuzz targets run unchanged on `Cache` (unbounded and
+//! bounded) and on the single-lock baseline. Included by the test crates with `mod common;` and
 //! by the fuzz targets with `#[path = "../../tests/common/mod.rs"]`.
 
 #![allow(dead_code)]
@@ -34,66 +34,79 @@ pub trait CacheApi<K, V>: Send + Sync {
 }
 
 macro_rules! impl_cache_api {
-    ($ty:ident, $build:ident) => {
+    ($ty:ident $(. $field:tt)?, $builder:ident => $build:expr) => {
         impl<K, V> CacheApi<K, V> for $ty<K, V>
         where
             K: Hash + Eq + Send + Sync + 'static,
             V: Clone + Send + Sync + 'static,
         {
-            fn build(builder: CacheBuilder<K, V>) -> Self {
-                builder.$build()
+            fn build($builder: CacheBuilder<K, V>) -> Self {
+                $build
             }
             fn insert(&self, key: K, value: V) {
-                $ty::insert(self, key, value)
+                self$(.$field)?.insert(key, value)
             }
             fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
-                $ty::insert_with_ttl(self, key, value, ttl)
+                self$(.$field)?.insert_with_ttl(key, value, ttl)
             }
             fn get(&self, key: &K) -> Option<V> {
-                $ty::get(self, key)
+                self$(.$field)?.get(key)
             }
             fn contains_key(&self, key: &K) -> bool {
-                $ty::contains_key(self, key)
+                self$(.$field)?.contains_key(key)
             }
             fn remove(&self, key: &K) -> Option<V> {
-                $ty::remove(self, key)
+                self$(.$field)?.remove(key)
             }
             fn remove_expired(&self) -> usize {
-                $ty::remove_expired(self)
+                self$(.$field)?.remove_expired()
             }
             fn len(&self) -> usize {
-                $ty::len(self)
+                self$(.$field)?.len()
             }
             fn is_empty(&self) -> bool {
-                $ty::is_empty(self)
+                self$(.$field)?.is_empty()
             }
             fn clear(&self) {
-                $ty::clear(self)
+                self$(.$field)?.clear()
             }
             fn shard_count(&self) -> usize {
-                $ty::shard_count(self)
+                self$(.$field)?.shard_count()
             }
             fn stats(&self) -> Stats {
-                $ty::stats(self)
+                self$(.$field)?.stats()
             }
             fn close(&self) {
-                $ty::close(self)
+                self$(.$field)?.close()
             }
         }
     };
 }
 
-impl_cache_api!(Cache, build);
-impl_cache_api!(SingleLockCache, build_single_lock);
+/// A bounded `Cache` whose capacity no test reaches: it must keep every
+/// promise the unbounded one makes, through the other kind of shard.
+#[derive(Debug)]
+pub struct Roomy<K, V>(pub Cache<K, V>);
 
-/// Instantiates generic tests for both cache types: `suite!(a, b)` makes
-/// `sharded::a` run `a::<Cache<_, _>>()` and `single_lock::a` run
-/// `a::<SingleLockCache<_, _>>()`, and the same for `b`.
+/// The capacity of [`Roomy`].
+pub const ROOMY: u64 = 1 << 40;
+
+impl_cache_api!(Cache, builder => builder.build());
+impl_cache_api!(Roomy.0, builder => Roomy(builder.max_capacity(ROOMY).build()));
+impl_cache_api!(SingleLockCache, builder => builder.build_single_lock());
+
+/// Instantiates generic tests for every cache type: `suite!(a, b)` makes
+/// `sharded::a` run `a::<Cache<_, _>>()`, `bounded::a` run it on a bounded
+/// cache that never fills ([`Roomy`]), and `single_lock::a` on
+/// `SingleLockCache`; the same for `b`.
 #[allow(unused_macros)] // model_check and the fuzz targets include this file too
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         mod sharded {
             $( #[test] fn $test() { super::$test::<shardcache::Cache<_, _>>(); } )*
+        }
+        mod bounded {
+            $( #[test] fn $test() { super::$test::<super::common::Roomy<_, _>>(); } )*
         }
         mod single_lock {
             $( #[test] fn $test() { super::$test::<shardcache::baseline::SingleLockCache<_, _>>(); } )*

@@ -1,0 +1,138 @@
+//! [`Ghost`]: a bounded, approximate memory of hashes recently evicted.
+//!
+//! The eviction policy (`bounded.rs`) asks one question of it: "was this key
+//! evicted not long ago?" A yes sends a returning key straight to the main
+//! queue. The answer may be wrong both ways, and both are cheap: a false
+//! "yes" (two keys sharing a slot and a fingerprint, about 1 in 32 768 per
+//! lookup) promotes one key too early; a false "no" (its slot overwritten
+//! since) sends it through the small queue again.
+//!
+//! It is a direct-mapped table of 16-bit fingerprints, two slots per entry
+//! its shard holds, 4 to 8 bytes per entry in all. A FIFO of hashes plus a
+//! hash set, as the S3-FIFO paper describes, remembers exactly the last N
+//! evictions but costs about 20 bytes per remembered hash; here a
+//! fingerprint survives `n` later evictions with probability
+//! `(1 - 1/slots)^n`, so recent evictions are remembered and old ones fade.
+
+/// Fingerprints of evicted hashes; 0 marks an empty slot.
+#[derive(Debug, Default)]
+pub(crate) struct Ghost {
+    slots: Box<[u16]>,
+}
+
+/// The fewest slots a ghost has once it has any.
+const MIN_SLOTS: usize = 64;
+
+impl Ghost {
+    /// Where `hash` goes and what is stored there. The slot comes from the
+    /// low bits (the shard bits are near the top and equal for the whole
+    /// shard); the fingerprint from bits 32-47, never 0.
+    #[inline]
+    fn place(&self, hash: u64) -> Option<(usize, u16)> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let slot = hash as usize & (self.slots.len() - 1);
+        Some((slot, (hash >> 32) as u16 | 1))
+    }
+
+    /// Remembers `hash`, forgetting whatever shared its slot.
+    pub(crate) fn insert(&mut self, hash: u64) {
+        if let Some((slot, print)) = self.place(hash) {
+            self.slots[slot] = print;
+        }
+    }
+
+    /// Whether `hash` was remembered; forgets it if so, since the key is
+    /// about to be resident again.
+    pub(crate) fn take(&mut self, hash: u64) -> bool {
+        match self.place(hash) {
+            Some((slot, print)) if self.slots[slot] == print => {
+                self.slots[slot] = 0;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Keeps at least two slots per resident entry: doubles while there are
+    /// fewer. A fingerprint in slot `i` of the old table belongs to slot `i`
+    /// or `i + old_len` of the new one (the new index has one more hash
+    /// bit), so it is copied to both: nothing remembered is forgotten.
+    pub(crate) fn fit(&mut self, entries: usize) {
+        let want = entries.saturating_mul(2).max(MIN_SLOTS);
+        if self.slots.len() >= want {
+            return;
+        }
+        let mut len = self.slots.len().max(MIN_SLOTS / 2);
+        while len < want {
+            len *= 2;
+        }
+        let old = &self.slots;
+        let slots = if old.is_empty() {
+            vec![0; len].into_boxed_slice()
+        } else {
+            (0..len).map(|i| old[i & (old.len() - 1)]).collect()
+        };
+        self.slots = slots;
+    }
+
+    /// Forgets everything and frees the table.
+    pub(crate) fn clear(&mut self) {
+        self.slots = Box::default();
+    }
+
+    /// Bytes held, for tests of the footprint.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<u16>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_until_taken() {
+        let mut g = Ghost::default();
+        assert!(!g.take(7), "an empty ghost remembers nothing");
+        g.fit(1);
+        g.insert(0xdead_beef_0000_0007);
+        assert!(!g.take(0x1234_0000_0000_0007), "same slot, other print");
+        assert!(g.take(0xdead_beef_0000_0007));
+        assert!(!g.take(0xdead_beef_0000_0007), "taken once");
+    }
+
+    #[test]
+    fn growing_keeps_what_it_remembered() {
+        let mut g = Ghost::default();
+        g.fit(10);
+        let hashes: Vec<u64> = (0..20u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        for &h in &hashes {
+            g.insert(h);
+        }
+        let before: Vec<bool> = hashes
+            .iter()
+            .map(|&h| g.place(h).is_some_and(|(s, p)| g.slots[s] == p))
+            .collect();
+        g.fit(1000);
+        assert!(g.slots.len() >= 2000 && g.slots.len().is_power_of_two());
+        for (&h, &was) in hashes.iter().zip(&before) {
+            assert_eq!(g.take(h), was, "hash {h:#x}");
+        }
+    }
+
+    #[test]
+    fn holds_two_to_four_slots_per_entry() {
+        let mut g = Ghost::default();
+        g.fit(1000);
+        assert_eq!(g.bytes(), 2048 * 2);
+        g.fit(1024);
+        assert_eq!(g.bytes(), 2048 * 2, "no growth while there is room");
+        g.clear();
+        assert_eq!(g.bytes(), 0);
+    }
+}

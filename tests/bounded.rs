@@ -1,0 +1,309 @@
+//! Bounded caches: the capacity holds, weights add up, eviction keeps the
+//! cache's promises (latest value or nothing, values dropped after the lock
+//! is released), and a panicking weigher changes nothing.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Barrier, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+use shardcache::Cache;
+use shardcache::ManualClock;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// `n` operations, or a fiftieth of them under Miri.
+const fn ops(n: u64) -> u64 {
+    if cfg!(miri) {
+        n / 50
+    } else {
+        n
+    }
+}
+
+/// A deterministic stream of pseudo-random numbers.
+fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
+#[test]
+fn the_capacity_holds_after_every_insert() {
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(1000).shards(8).build();
+    let mut next = xorshift(7);
+    for _ in 0..ops(50_000) {
+        let key = next() % 10_000;
+        cache.insert(key, key);
+        assert!(cache.weighted_size() <= 1000);
+    }
+    assert_eq!(cache.weighted_size(), cache.len() as u64);
+    assert!(
+        cache.len() > 900 || cfg!(miri),
+        "the shards fill up: {}",
+        cache.len()
+    );
+}
+
+#[test]
+fn weights_add_up_and_bound_the_total() {
+    let cache: Cache<u32, Vec<u8>> = Cache::builder()
+        .max_capacity(10_000)
+        .shards(4)
+        .weigher(|_, value: &Vec<u8>| value.len() as u32)
+        .record_stats(true)
+        .build();
+    let mut next = xorshift(11);
+    let mut inserted = 0;
+    for _ in 0..ops(20_000) {
+        let key = (next() % 500) as u32;
+        let len = (next() % 200) as usize;
+        cache.insert(key, vec![0; len]);
+        inserted += 1;
+        assert!(cache.weighted_size() <= 10_000);
+    }
+    let stored: u64 = (0..500)
+        .filter_map(|key| cache.get(&key))
+        .map(|value| value.len() as u64)
+        .sum();
+    assert_eq!(stored, cache.weighted_size());
+    let stats = cache.stats();
+    assert_eq!(stats.inserts, inserted);
+    assert!(stats.evictions > 0);
+}
+
+#[test]
+fn evictions_account_for_every_entry_that_left() {
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(300)
+        .shards(2)
+        .record_stats(true)
+        .build();
+    for key in 0..2000 {
+        cache.insert(key, key);
+    }
+    let stats = cache.stats();
+    assert_eq!(stats.evictions, 2000 - cache.len() as u64);
+    assert_eq!(cache.len(), 300, "both shards full: 150 each");
+}
+
+#[test]
+fn an_entry_heavier_than_its_shard_is_not_stored() {
+    // 4 shards of 25: a weight of 26 fits no shard.
+    let cache: Cache<u32, u32> = Cache::builder()
+        .max_capacity(100)
+        .shards(4)
+        .weigher(|_, value: &u32| *value)
+        .record_stats(true)
+        .build();
+    cache.insert(1, 5);
+    cache.insert(1, 26);
+    assert_eq!(cache.get(&1), None, "the old value is not kept either");
+    assert_eq!((cache.len(), cache.weighted_size()), (0, 0));
+    assert_eq!(cache.stats().evictions, 1);
+    cache.insert(1, 25);
+    assert_eq!(cache.get(&1), Some(25), "exactly a shard's share fits");
+}
+
+#[test]
+fn the_capacity_is_split_exactly() {
+    // 10 over 4 shards: 3, 3, 2, 2. Fill every shard to its share.
+    let cache: Cache<u32, u32> = Cache::builder().max_capacity(10).shards(4).build();
+    for key in 0..1000 {
+        cache.insert(key, key);
+    }
+    assert_eq!(cache.weighted_size(), 10);
+}
+
+#[test]
+fn a_bounded_cache_gets_few_enough_shards_for_its_capacity() {
+    let small: Cache<u32, u32> = Cache::builder().max_capacity(100).build();
+    assert_eq!(small.shard_count(), 1);
+    let medium: Cache<u32, u32> = Cache::builder().max_capacity(4096).build();
+    assert!(medium.shard_count() <= 16);
+    let chosen: Cache<u32, u32> = Cache::builder().max_capacity(100).shards(8).build();
+    assert_eq!(chosen.shard_count(), 8);
+}
+
+#[test]
+fn unbounded_caches_report_their_size_as_a_count() {
+    let cache: Cache<u32, u32> = Cache::new();
+    assert_eq!(cache.max_capacity(), None);
+    cache.insert(1, 1);
+    cache.insert(2, 2);
+    assert_eq!(cache.weighted_size(), 2);
+}
+
+#[test]
+fn a_weigher_alone_tracks_weight_and_never_evicts() {
+    let cache: Cache<u32, u32> = Cache::builder().weigher(|_, v: &u32| *v).build();
+    assert_eq!(cache.max_capacity(), None);
+    for key in 0..1000 {
+        cache.insert(key, 1_000_000);
+    }
+    assert_eq!(cache.len(), 1000);
+    assert_eq!(cache.weighted_size(), 1_000_000_000);
+}
+
+#[test]
+fn a_panicking_weigher_changes_nothing() {
+    let cache: Cache<u32, u32> = Cache::builder()
+        .max_capacity(4)
+        .shards(1)
+        .weigher(|_, value: &u32| {
+            assert!(*value != 13, "weigher panics on 13");
+            1
+        })
+        .build();
+    for key in 0..4 {
+        cache.insert(key, key);
+    }
+    for key in [0, 9] {
+        let result = catch_unwind(AssertUnwindSafe(|| cache.insert(key, 13)));
+        assert!(result.is_err());
+    }
+    assert_eq!((cache.len(), cache.weighted_size()), (4, 4));
+    for key in 0..4 {
+        assert_eq!(cache.get(&key), Some(key), "nothing evicted or replaced");
+    }
+    cache.insert(9, 9);
+    assert_eq!(cache.get(&9), Some(9), "still usable");
+}
+
+#[test]
+fn expired_entries_count_until_removed() {
+    let clock = ManualClock::new();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .max_capacity(10)
+        .clock(clock.clone())
+        .build();
+    for key in 0..10 {
+        cache.insert_with_ttl(key, key, SECOND);
+    }
+    clock.advance(2 * SECOND);
+    assert_eq!(cache.weighted_size(), 10);
+    assert_eq!(cache.remove_expired(), 10);
+    assert_eq!(cache.weighted_size(), 0);
+}
+
+#[test]
+fn expired_entries_make_room_before_live_ones() {
+    let clock = ManualClock::new();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .max_capacity(10)
+        .clock(clock.clone())
+        .record_stats(true)
+        .build();
+    for key in 0..10 {
+        cache.insert_with_ttl(key, key, SECOND);
+    }
+    clock.advance(2 * SECOND);
+    for key in 10..20 {
+        cache.insert(key, key);
+    }
+    let stats = cache.stats();
+    assert_eq!((stats.expirations, stats.evictions), (10, 0));
+    assert!((10..20).all(|key| cache.get(&key) == Some(key)));
+}
+
+#[test]
+fn concurrent_inserts_never_exceed_the_bound_and_reads_see_the_latest_value() {
+    // Each thread owns its keys and writes increasing values, so a read
+    // must return nothing (evicted) or the value it last wrote.
+    let cache: Arc<Cache<u64, u64>> =
+        Arc::new(Cache::builder().max_capacity(512).shards(4).build());
+    let threads = 4;
+    let start = Arc::new(Barrier::new(threads));
+    let workers: Vec<_> = (0..threads as u64)
+        .map(|t| {
+            let (cache, start) = (Arc::clone(&cache), Arc::clone(&start));
+            thread::spawn(move || {
+                let mut next = xorshift(t + 1);
+                let mut written = vec![0u64; 1000];
+                start.wait();
+                for round in 1..=ops(20_000) {
+                    let slot = (next() % 1000) as usize;
+                    let key = t * 1000 + slot as u64;
+                    if next() % 2 == 0 {
+                        cache.insert(key, round);
+                        written[slot] = round;
+                    } else if let Some(value) = cache.get(&key) {
+                        assert_eq!(value, written[slot], "stale read of {key}");
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("worker panicked");
+    }
+    assert!(cache.weighted_size() <= 512);
+    assert_eq!(cache.weighted_size(), cache.len() as u64);
+}
+
+#[test]
+#[should_panic(expected = "SingleLockCache is unbounded")]
+fn the_baseline_refuses_a_capacity() {
+    let _ = Cache::<u32, u32>::builder()
+        .max_capacity(10)
+        .build_single_lock();
+}
+
+/// A value whose `Drop` reads the cache it was stored in: dropped under the
+/// cache's lock, it would deadlock.
+struct Reentrant {
+    cache: &'static OnceLock<Cache<u32, Arc<Reentrant>>>,
+    drops: &'static AtomicUsize,
+}
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        if let Some(cache) = self.cache.get() {
+            let _ = cache.contains_key(&0);
+            let _ = cache.weighted_size();
+        }
+        self.drops.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn evicted_values_are_dropped_after_the_lock_is_released() {
+    static CACHE: OnceLock<Cache<u32, Arc<Reentrant>>> = OnceLock::new();
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    let clock = ManualClock::new();
+    let value = || {
+        Arc::new(Reentrant {
+            cache: &CACHE,
+            drops: &DROPS,
+        })
+    };
+    let cache = CACHE.get_or_init(|| {
+        Cache::builder()
+            .max_capacity(4)
+            .shards(1)
+            .clock(clock.clone())
+            .weigher(|key, _| if *key == 99 { 5 } else { 1 })
+            .build()
+    });
+    let (done, finished) = mpsc::channel();
+    let worker_clock = clock.clone();
+    thread::spawn(move || {
+        for key in 0..8 {
+            cache.insert(key, value()); // the last four each evict one
+        }
+        cache.insert(99, value()); // too heavy: dropped at once
+        cache.insert_with_ttl(7, value(), SECOND);
+        worker_clock.advance(2 * SECOND);
+        cache.insert(8, value()); // makes room by evicting the expired 7
+        cache.remove_expired();
+        done.send(()).expect("test thread is waiting");
+    });
+    finished
+        .recv_timeout(Duration::from_secs(30))
+        .expect("deadlock: an evicted value was dropped under the lock");
+    assert!(DROPS.load(Ordering::Relaxed) >= 6);
+}
