@@ -37,10 +37,13 @@
 //!   about three times slower to replay. On the generated Zipf traces the
 //!   two differ by less than 0.1 point; on the loop moka-sync is 3 to 4
 //!   points higher.
-//! * **quick_cache** is built with `Cache::with`, so its shard count is 4 x
-//!   the available parallelism (halved until each shard holds 32 entries or
-//!   more): its hit ratio can differ between machines. shardcache derives
-//!   its shard count from the capacity alone. The JSON records both.
+//! * **Shard counts** depend on the machine. quick_cache, built with
+//!   `Cache::with`, has 4 x the available parallelism (halved until each
+//!   shard holds 32 entries or more), and rounds each shard's capacity up,
+//!   so it may hold a few entries more than asked. shardcache's bounded
+//!   default leaves each shard at least 256 entries, at most its unbounded
+//!   default (64 x cores). moka's policy is not sharded. The header and the
+//!   JSON give each cache's count per capacity.
 //! * **LRU** is exact (a linked list over dense ids). **OPT** is Belady's
 //!   policy with bypass: on a miss with the cache full, evict the key whose
 //!   next request is farthest, or, if the missed key's own next request is
@@ -50,12 +53,16 @@
 //! * **Threads.** `--threads N` replays the same trace from N threads
 //!   through shardcache, moka and quick_cache, thread i taking requests i,
 //!   i+N, i+2N, ... The threads wait for each other after every `--drift`
-//!   (64) of their requests: left to run free, each runs for an OS time
+//!   (16) of their requests, so the order of requests changes only within
+//!   windows of N x 16 requests (64 at 4 threads, below the smallest
+//!   default capacity). Left to run free, each thread runs for an OS time
 //!   slice, thousands of requests, while others wait (always, with more
-//!   threads than cores), which reorders the trace so much that moka's and
+//!   threads than cores): that reorders the trace so much that moka's and
 //!   quick_cache's hit ratios on the LIRS zigzag trace rose by 20 points
-//!   and more, a property of the reordered trace, not of the cache. These
-//!   replays run one at a time, after the others. The 1-thread replays run
+//!   and more, a property of the reordered trace, not of the cache; with
+//!   windows of 256 (`--drift 64`), shardcache still lost 1 to 2 points on
+//!   several 100-entry LIRS cells that it keeps at 16. These replays run
+//!   one at a time, after the others. The 1-thread replays run
 //!   in parallel, one per core (`--jobs`); each is deterministic.
 //! * **Targets**, on the means over seeds: in every cell, shardcache >=
 //!   max(moka, quick_cache) - 0.5 points; with `--threads`, shardcache at N
@@ -65,9 +72,11 @@
 //! Output: the tables, `hitratio.json` (every replay) and `hitratio.svg`
 //! (hit % against capacity, one panel per trace) under `--out`.
 //!
-//! Time on a 2-core machine: the default run about 30 s (moka's 15
-//! replays are most of it), `--quick` about 1 s, the 12 LIRS traces of
-//! the literature about 10 s with `--threads 4 --seeds 3`.
+//! Time on a 2-core machine, while another build shared its cores: the
+//! default run 47 s (31 s of CPU, most of it moka's 15 replays), with
+//! `--threads 4` under 2 minutes; `--quick` 1 s, 5 s with `--threads 2`;
+//! the 12 LIRS traces of the literature 2 s, 12 s with `--threads 4
+//! --seeds 3`.
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -140,7 +149,7 @@ struct Args {
     /// their requests, so none is more than N requests ahead of another and
     /// the order stays close to the trace's; 0 lets them run free (then the
     /// OS's time slices reorder the trace by thousands of requests).
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    #[arg(long, default_value_t = 16, value_name = "N")]
     drift: usize,
 
     /// Replay each cache with N hasher seed sets and report the mean.
