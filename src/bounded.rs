@@ -4,43 +4,58 @@
 //! # Layout
 //!
 //! ```text
-//! table: HashTable<u32>          indices into `nodes`, found by the key's hash
-//! nodes: Vec<Node>               dense; Node { key, value, deadline, weight,
-//!                                              prev, next, freq: AtomicU8, queue }
-//! small, main: List              doubly linked FIFOs threaded through `nodes`
-//! ghost: Ghost                   fingerprints of keys recently evicted from `small`
+//! table:     HashTable<u32>     indices into `nodes`, found by the key's hash
+//! nodes:     Vec<Node>          dense; Node { key, value, weight, prev, next,
+//!                                             freq: AtomicU8, queue }
+//! deadlines: Vec<u64>           one per node, or empty while no entry has a TTL
+//! small, main: List             doubly linked FIFOs threaded through `nodes`
+//! ghost:     Ghost              fingerprints of keys recently evicted from `small`
+//! sketch:    Sketch             approximate use counts, for keys the ghost returns
 //! ```
 //!
 //! `nodes` has no holes: removing node `i` moves the last node into `i` and
 //! repoints its table slot and its neighbours (`take`). Indices are `u32`,
-//! so a shard holds at most `u32::MAX - 1` entries.
+//! so a shard holds at most `u32::MAX - 1` entries. Deadlines live beside
+//! the nodes, so a cache that never uses a TTL stores none: a `u64 -> u64`
+//! node is 32 bytes.
 //!
-//! # The policy: S3-FIFO
+//! # The policy
 //!
-//! Yang et al., "FIFO queues are all you need for cache eviction" (SOSP
-//! 2023). A new key enters `small` (a tenth of the shard's capacity), or
-//! `main` if the ghost remembers it. A hit only bumps the entry's 2-bit
-//! frequency: a relaxed load, and a relaxed store while it is below 3, so
-//! a hot key settles into reads only. Eviction, under the write lock:
+//! S3-FIFO (Yang et al., "FIFO queues are all you need for cache eviction",
+//! SOSP 2023), with quick_cache's proportions and one addition of ours:
 //!
-//! - from `small` while it holds more than its share (or `main` is empty):
-//!   the oldest entry moves to `main` if it was hit since it came in, else
-//!   it is evicted and its hash goes to the ghost;
-//! - from `main` otherwise: the oldest entry goes back to the tail with its
+//! - **A hit** only bumps the entry's frequency, saturating at 2: a relaxed
+//!   load, and a relaxed store while it is below 2, so a hot key settles
+//!   into reads only.
+//! - **A new key** enters `small`, or `main` while `main` is below its share
+//!   (a cold cache fills `main` first).
+//! - **Eviction** takes from `small` (3% of the capacity) unless `main` is
+//!   over its share: the oldest entry moves to `main` if it was hit since
+//!   it came in, else it is evicted and its hash goes to the ghost. From
+//!   `main` it is CLOCK: the oldest entry goes back to the tail with its
 //!   frequency decremented if it was hit, else it is evicted.
+//! - **A key the ghost remembers** goes to `main`, as in S3-FIFO, but only
+//!   if the sketch says it was used more often than the entry `main` would
+//!   evict for it; else it enters `small` like any new key. Without this
+//!   gate, a loop or a zigzag over more keys than the cache holds turns
+//!   `main` over endlessly and hits nothing; with it `main` keeps a fixed
+//!   part of the loop, as an optimal policy would. `docs/HITRATIO.md` has
+//!   the measurements behind each choice.
 //!
-//! Expired entries met at the head of either queue go first, whatever
-//! their frequency. Each step moves or removes one entry, and a frequency
+//! Expired entries go first, whatever their frequency, whenever eviction
+//! meets them: at the head of `main`, or of `small` when it evicts from
+//! there. Each step moves or removes one entry, and a frequency
 //! only falls, so an insert does O(1) amortized work.
 //!
 //! # Failure
 //!
-//! User code here is `Hash` (to find a victim's table slot, and when the
-//! table grows) and `Eq` (to find the key). Every call that can panic comes
-//! before the state it would leave half-changed: `take` hashes both keys it
-//! needs before it unlinks anything. A table that loses slots to a `Hash`
-//! that panics while it grows leaves nodes the table does not point to;
-//! they still count, sit in their queue, and are evicted like the rest.
+//! User code here is `Hash` (to find a victim's table slot, to count it in
+//! the sketch, and when the table grows) and `Eq` (to find the key). Every
+//! call that can panic comes before the state it would leave half-changed:
+//! `take` hashes both keys it needs before it unlinks anything. A table that
+//! loses slots to a `Hash` that panics while it grows leaves nodes the table
+//! does not point to; they still count, sit in their queue, and are evicted
+//! like the rest.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -51,16 +66,23 @@ use hashbrown::HashTable;
 use crate::clock::{is_expired, NEVER};
 use crate::ghost::Ghost;
 use crate::shard::{Lookup, Removed, WriteCounts};
+use crate::sketch::Sketch;
 use crate::sync::{AtomicU8, Ordering};
 
 /// The end of a list.
 const NIL: u32 = u32::MAX;
 
 /// The highest frequency a hit counts to.
-const MAX_FREQ: u8 = 3;
+const MAX_FREQ: u8 = 2;
 
-/// The small queue's share of the capacity, in tenths.
-const SMALL_TENTHS: u64 = 1;
+/// A shard of unit weights sizes its sketch for its whole capacity, up to
+/// this many entries, on its first insert: a sketch that grew with a
+/// filling cache would keep the collisions of its small beginnings, and
+/// that cost 3 of 36 trace cells in `docs/HITRATIO.md`. 32 KiB at most.
+const SKETCH_PRESIZE: usize = 1 << 14;
+
+/// `small` holds `1 / SMALL_SHARE` of the capacity (at least 1).
+const SMALL_SHARE: u64 = 33;
 
 /// Which FIFO a node is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +95,6 @@ enum Queue {
 pub(crate) struct Node<K, V> {
     key: K,
     value: V,
-    /// [`NEVER`] for entries without a TTL.
-    deadline: u64,
     weight: u32,
     prev: u32,
     next: u32,
@@ -85,10 +105,6 @@ pub(crate) struct Node<K, V> {
 }
 
 impl<K, V> Node<K, V> {
-    fn expired(&self, now: u64) -> bool {
-        self.deadline != NEVER && is_expired(self.deadline, now)
-    }
-
     fn into_pair(self) -> (K, V) {
         (self.key, self.value)
     }
@@ -138,27 +154,28 @@ impl<K, V> Displaced<K, V> {
             self.rest.push(pair);
         }
     }
-
-    /// How many pairs it holds.
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.rest.len()
-    }
 }
 
 /// Everything [`BoundedShard::take_all`] took out, to be dropped after
 /// unlocking.
 pub(crate) type TakenNodes<K, V> = (HashTable<u32>, Vec<Node<K, V>>);
 
-/// A shard holding at most `capacity` weight, evicting with S3-FIFO.
+/// A shard holding at most `capacity` weight, evicting with the policy in
+/// the module docs.
 pub(crate) struct BoundedShard<K, V> {
     table: HashTable<u32>,
     nodes: Vec<Node<K, V>>,
+    /// `deadlines[i]` belongs to `nodes[i]`; empty until an entry has one.
+    deadlines: Vec<u64>,
     small: List,
     main: List,
     ghost: Ghost,
+    sketch: Sketch,
     capacity: u64,
     small_capacity: u64,
+    /// Most entries the shard can hold when every entry weighs 1; growing
+    /// `nodes` stops there.
+    most_entries: usize,
     /// Nodes with a deadline; when 0 no clock is read.
     expiring: usize,
     pub(crate) counts: WriteCounts,
@@ -166,16 +183,26 @@ pub(crate) struct BoundedShard<K, V> {
 
 impl<K, V> BoundedShard<K, V> {
     /// An empty shard that holds at most `capacity` weight, with room for
-    /// `reserve` entries before it grows.
-    pub(crate) fn new(capacity: u64, reserve: usize) -> Self {
+    /// `reserve` entries before it grows. `unit` says every entry weighs 1,
+    /// so `nodes` never needs room for more than `capacity` entries.
+    pub(crate) fn new(capacity: u64, reserve: usize, unit: bool) -> Self {
+        let most_entries = if unit {
+            usize::try_from(capacity).unwrap_or(usize::MAX)
+        } else {
+            usize::MAX
+        };
+        let reserve = reserve.min(most_entries);
         Self {
             table: HashTable::with_capacity(reserve),
             nodes: Vec::with_capacity(reserve),
+            deadlines: Vec::new(),
             small: List::default(),
             main: List::default(),
             ghost: Ghost::default(),
+            sketch: Sketch::default(),
             capacity,
-            small_capacity: (capacity * SMALL_TENTHS / 10).max(1),
+            small_capacity: (capacity / SMALL_SHARE).max(1),
+            most_entries,
             expiring: 0,
             counts: WriteCounts::default(),
         }
@@ -196,9 +223,26 @@ impl<K, V> BoundedShard<K, V> {
         self.expiring > 0
     }
 
+    /// Whether node `i` is expired at `now`.
+    #[inline]
+    fn expired(&self, i: u32, now: u64) -> bool {
+        self.deadlines
+            .get(i as usize)
+            .is_some_and(|&deadline| deadline != NEVER && is_expired(deadline, now))
+    }
+
     /// Whether any entry is expired at `now`.
     pub(crate) fn has_expired(&self, now: u64) -> bool {
-        self.may_expire() && self.nodes.iter().any(|n| n.expired(now))
+        self.may_expire()
+            && self
+                .deadlines
+                .iter()
+                .any(|&deadline| deadline != NEVER && is_expired(deadline, now))
+    }
+
+    /// The share of the capacity `main` may hold.
+    fn main_capacity(&self) -> u64 {
+        self.capacity - self.small_capacity.min(self.capacity)
     }
 
     /// Takes every entry out, leaving an empty shard that owns no memory.
@@ -206,7 +250,9 @@ impl<K, V> BoundedShard<K, V> {
         self.small = List::default();
         self.main = List::default();
         self.expiring = 0;
+        self.deadlines = Vec::new();
         self.ghost.clear();
+        self.sketch.clear();
         (
             std::mem::take(&mut self.table),
             std::mem::take(&mut self.nodes),
@@ -255,6 +301,12 @@ impl<K, V> BoundedShard<K, V> {
         self.list(queue).weight -= u64::from(weight);
     }
 
+    /// Moves node `i` to the tail of `queue`.
+    fn requeue(&mut self, i: u32, queue: Queue) {
+        self.unlink(i);
+        self.push_tail(i, queue);
+    }
+
     /// Points whatever referred to node `from` (its table slot, found with
     /// `hash`, and its neighbours) at `to`, where it now lives.
     fn repoint(&mut self, from: u32, to: u32, hash: u64) {
@@ -282,7 +334,9 @@ impl<K, V> BoundedShard<K, V> {
         if !self.has_expired(now) {
             return Vec::new();
         }
-        let expired: Vec<bool> = self.nodes.iter().map(|n| n.expired(now)).collect();
+        let expired: Vec<bool> = (0..self.nodes.len() as u32)
+            .map(|i| self.expired(i, now))
+            .collect();
         for (i, &gone) in expired.iter().enumerate() {
             if gone {
                 self.unlink(i as u32);
@@ -294,11 +348,13 @@ impl<K, V> BoundedShard<K, V> {
         for (i, &gone) in expired.iter().enumerate() {
             if !gone {
                 self.nodes.swap(kept, i);
+                self.deadlines.swap(kept, i);
                 renumber[i] = kept as u32;
                 kept += 1;
             }
         }
         let removed = self.nodes.split_off(kept);
+        self.deadlines.truncate(kept);
         self.table.retain(|i| {
             let to = renumber[*i as usize];
             *i = to;
@@ -335,17 +391,15 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let nodes = &self.nodes;
-        let Some(&i) = self
-            .table
-            .find(hash, |&i| nodes[i as usize].key.borrow() == key)
-        else {
+        let Some(i) = self.find(hash, key) else {
             return Lookup::Missing;
         };
-        let node = &nodes[i as usize];
-        if node.deadline != NEVER && is_expired(node.deadline, now()) {
-            return Lookup::Expired;
+        if let Some(&deadline) = self.deadlines.get(i as usize) {
+            if deadline != NEVER && is_expired(deadline, now()) {
+                return Lookup::Expired;
+            }
         }
+        let node = &self.nodes[i as usize];
         // Relaxed: the count is a hint, and racing readers may lose a bump.
         let freq = node.freq.load(Ordering::Relaxed);
         if freq < MAX_FREQ {
@@ -355,6 +409,7 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
     }
 
     /// Index of `key`'s node.
+    #[inline]
     fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
     where
         K: Borrow<Q>,
@@ -394,14 +449,11 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
             return;
         }
         if let Some(i) = found {
+            self.set_deadline(i, deadline);
             let node = &mut self.nodes[i as usize];
             let old = std::mem::replace(&mut node.value, value);
-            let (was_expiring, old_weight, queue) =
-                (node.deadline != NEVER, node.weight, node.queue);
-            node.deadline = deadline;
+            let (old_weight, queue) = (node.weight, node.queue);
             node.weight = weight;
-            self.expiring =
-                self.expiring + usize::from(deadline != NEVER) - usize::from(was_expiring);
             let list = self.list(queue);
             list.weight = list.weight - u64::from(old_weight) + u64::from(weight);
             out.push((key, old));
@@ -414,12 +466,19 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
             "shardcache: a shard cannot hold more than {} entries",
             NIL - 1
         );
-        // Grow before changing anything: growing hashes the stored keys.
+        // Grow before changing anything: growing the table hashes the
+        // stored keys.
         let nodes = &self.nodes;
         self.table
             .reserve(1, |&i| hasher.hash_one(&nodes[i as usize].key));
+        self.reserve_node();
         self.ghost.fit(self.nodes.len() + 1);
-        let queue = if self.ghost.take(hash) {
+        self.sketch
+            .fit((self.nodes.len() + 1).max(self.most_entries.min(SKETCH_PRESIZE)));
+        self.sketch.add(hash);
+        let queue = if self.main.weight + u64::from(weight) <= self.main_capacity()
+            || (self.ghost.take(hash) && self.beats_main_victim(hash, hasher))
+        {
             Queue::Main
         } else {
             Queue::Small
@@ -428,17 +487,56 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
         self.nodes.push(Node {
             key,
             value,
-            deadline,
             weight,
             prev: NIL,
             next: NIL,
             freq: AtomicU8::new(0),
             queue,
         });
-        self.expiring += usize::from(deadline != NEVER);
+        if !self.deadlines.is_empty() {
+            self.deadlines.push(NEVER);
+        }
+        self.set_deadline(i, deadline);
         self.push_tail(i, queue);
         self.table
             .insert_unique(hash, i, |&i| hasher.hash_one(&self.nodes[i as usize].key));
+    }
+
+    /// Makes room in `nodes` for one more: doubling, as `Vec` does, but
+    /// never past what the shard can hold, so a full cache of unit weights
+    /// wastes no slot.
+    fn reserve_node(&mut self) {
+        let len = self.nodes.len();
+        if len == self.nodes.capacity() {
+            let room = len.max(4).min(self.most_entries.saturating_sub(len)).max(1);
+            self.nodes.reserve_exact(room);
+        }
+    }
+
+    /// Gives node `i` `deadline`, keeping `deadlines` and `expiring` true.
+    fn set_deadline(&mut self, i: u32, deadline: u64) {
+        if self.deadlines.is_empty() {
+            if deadline == NEVER {
+                return;
+            }
+            self.deadlines = vec![NEVER; self.nodes.len()];
+        }
+        let slot = &mut self.deadlines[i as usize];
+        self.expiring =
+            self.expiring + usize::from(deadline != NEVER) - usize::from(*slot != NEVER);
+        *slot = deadline;
+    }
+
+    /// Whether a key with `hash`, back from the ghost, was used more often
+    /// than the entry `main` would evict for it.
+    fn beats_main_victim<S: BuildHasher>(&mut self, hash: u64, hasher: &S) -> bool {
+        match self.main_victim(None, hasher) {
+            None => true,
+            Some(victim) => {
+                let victim = hasher.hash_one(&self.nodes[victim as usize].key);
+                self.sketch.estimate(hash) > self.sketch.estimate(victim)
+            }
+        }
     }
 
     /// Evicts until `extra` more weight fits.
@@ -459,9 +557,10 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
                 }
                 now
             });
-            let Some((i, expired)) = self.victim(at) else {
+            let Some(i) = self.victim(at, hasher) else {
                 break;
             };
+            let expired = at.is_some_and(|at| self.expired(i, at));
             let hash = hasher.hash_one(&self.nodes[i as usize].key);
             let queue = self.nodes[i as usize].queue;
             let node = self.take(i, hash, hasher);
@@ -477,33 +576,58 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
         }
     }
 
-    /// The next entry to evict, and whether it is expired; moves entries
-    /// between and within the queues on the way (see the module docs).
-    /// `now` is `None` when no entry can be expired.
-    fn victim(&mut self, now: Option<u64>) -> Option<(u32, bool)> {
+    /// The next entry to evict; moves entries between and within the queues
+    /// on the way (see the module docs). `now` is `None` when no entry can
+    /// be expired.
+    fn victim<S: BuildHasher>(&mut self, now: Option<u64>, hasher: &S) -> Option<u32> {
+        let main_capacity = self.main_capacity();
         loop {
-            let from_small = self.small.head != NIL
-                && (self.small.weight > self.small_capacity || self.main.head == NIL);
-            let i = if from_small {
-                self.small.head
-            } else {
-                self.main.head
-            };
+            let i = self.small.head;
+            if i == NIL || self.main.weight > main_capacity {
+                return self.main_victim(now, hasher);
+            }
+            if let Some(now) = now {
+                // Both heads are met; an expired one goes first.
+                if self.expired(i, now) {
+                    return Some(i);
+                }
+                let head = self.main.head;
+                if head != NIL && self.expired(head, now) {
+                    return Some(head);
+                }
+            }
+            let node = &self.nodes[i as usize];
+            if node.freq.load(Ordering::Relaxed) == 0 {
+                return Some(i);
+            }
+            node.freq.store(0, Ordering::Relaxed);
+            let hash = hasher.hash_one(&node.key);
+            self.sketch.add(hash);
+            self.requeue(i, Queue::Main);
+        }
+    }
+
+    /// CLOCK over `main`: the first entry from the head that is expired or
+    /// was not hit since it was last passed over. Entries passed over lose
+    /// one frequency and count one use in the sketch.
+    fn main_victim<S: BuildHasher>(&mut self, now: Option<u64>, hasher: &S) -> Option<u32> {
+        loop {
+            let i = self.main.head;
             if i == NIL {
                 return None;
             }
-            let node = &self.nodes[i as usize];
-            if now.is_some_and(|now| node.expired(now)) {
-                return Some((i, true));
+            if now.is_some_and(|now| self.expired(i, now)) {
+                return Some(i);
             }
+            let node = &self.nodes[i as usize];
             let freq = node.freq.load(Ordering::Relaxed);
             if freq == 0 {
-                return Some((i, false));
+                return Some(i);
             }
-            let freq = if from_small { 0 } else { freq - 1 };
-            node.freq.store(freq, Ordering::Relaxed);
-            self.unlink(i);
-            self.push_tail(i, Queue::Main);
+            node.freq.store(freq - 1, Ordering::Relaxed);
+            let hash = hasher.hash_one(&node.key);
+            self.sketch.add(hash);
+            self.requeue(i, Queue::Main);
         }
     }
 
@@ -516,8 +640,11 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
             slot.remove();
         }
         self.unlink(i);
+        self.set_deadline(i, NEVER);
         let node = self.nodes.swap_remove(i as usize);
-        self.expiring -= usize::from(node.deadline != NEVER);
+        if !self.deadlines.is_empty() {
+            self.deadlines.swap_remove(i as usize);
+        }
         if let Some(moved_hash) = moved_hash {
             self.repoint(last, i, moved_hash);
         }
@@ -537,8 +664,7 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
         Q: Eq + ?Sized,
     {
         let i = self.find(hash, key)?;
-        let expired = self.nodes[i as usize].deadline != NEVER
-            && is_expired(self.nodes[i as usize].deadline, now());
+        let expired = self.may_expire() && self.expired(i, now());
         let (key, value) = self.take(i, hash, hasher).into_pair();
         Some(if expired {
             self.counts.expirations += 1;
@@ -562,7 +688,7 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
         Q: Eq + ?Sized,
     {
         let i = self.find(hash, key)?;
-        if !self.nodes[i as usize].expired(now) {
+        if !self.expired(i, now) {
             return None;
         }
         self.counts.expirations += 1;
@@ -622,10 +748,16 @@ mod tests {
             &mut out,
         );
         s.check();
-        let len = out.len();
-        let pairs: Vec<_> = out.first.into_iter().chain(out.rest).collect();
-        assert_eq!(pairs.len(), len);
-        pairs
+        out.first.into_iter().chain(out.rest).collect()
+    }
+
+    /// A shard of `capacity` whose entries may weigh anything.
+    fn shard(capacity: u64) -> Shard {
+        Shard::new(capacity, 0, false)
+    }
+
+    fn queue_of(s: &Shard, key: u32) -> Queue {
+        s.nodes[s.find(h(key), &key).unwrap() as usize].queue
     }
 
     fn hit(s: &Shard, key: u32) -> Option<u32> {
@@ -667,7 +799,8 @@ mod tests {
             for (i, node) in self.nodes.iter().enumerate() {
                 assert_eq!(self.find(h(node.key), &node.key), Some(i as u32));
             }
-            let expiring = self.nodes.iter().filter(|n| n.deadline != NEVER).count();
+            assert!(self.deadlines.is_empty() || self.deadlines.len() == self.nodes.len());
+            let expiring = self.deadlines.iter().filter(|&&d| d != NEVER).count();
             assert_eq!(self.expiring, expiring);
             assert!(self.weight() <= self.capacity);
         }
@@ -675,7 +808,7 @@ mod tests {
 
     #[test]
     fn holds_at_most_its_capacity_and_evicts_one_per_insert() {
-        let mut s = Shard::new(10, 0);
+        let mut s = shard(10);
         for key in 0..10 {
             assert!(put(&mut s, key, key).is_empty());
         }
@@ -690,7 +823,7 @@ mod tests {
 
     #[test]
     fn keys_read_again_survive_a_scan() {
-        let mut s = Shard::new(100, 0);
+        let mut s = shard(100);
         for key in 0..50 {
             put(&mut s, key, key);
         }
@@ -709,24 +842,49 @@ mod tests {
     }
 
     #[test]
-    fn one_hit_wonders_leave_first_and_the_ghost_brings_them_back_to_main() {
-        let mut s = Shard::new(20, 0);
+    fn a_cold_shard_fills_main_first_then_new_keys_wait_in_small() {
+        let mut s = shard(20); // small holds 1, main 19
         for key in 0..20 {
             put(&mut s, key, key);
         }
-        // Key 0 was never read: it is the first to go, and remembered.
-        let out = put(&mut s, 100, 100);
-        assert_eq!(out, vec![(0, 0)]);
-        put(&mut s, 0, 0);
-        let i = s.find(h(0), &0).unwrap();
-        assert_eq!(s.nodes[i as usize].queue, Queue::Main, "ghost hit");
-        let i = s.find(h(100), &100).unwrap();
-        assert_eq!(s.nodes[i as usize].queue, Queue::Small);
+        assert!((0..19).all(|key| queue_of(&s, key) == Queue::Main));
+        assert_eq!(queue_of(&s, 19), Queue::Small);
+        // 19 was never read: it is the first to go, and remembered.
+        assert_eq!(put(&mut s, 100, 100), vec![(19, 19)]);
+        assert_eq!(queue_of(&s, 100), Queue::Small);
     }
 
     #[test]
-    fn hits_count_to_three_and_no_further() {
-        let mut s = Shard::new(10, 0);
+    fn the_ghost_sends_a_key_back_to_main_only_if_it_was_used_more() {
+        let mut s = shard(20);
+        for key in 0..21 {
+            put(&mut s, key, key); // 20 evicts 19 into the ghost
+        }
+        // 19 was inserted twice, main's oldest entry (0) once: 19 wins.
+        assert_eq!(put(&mut s, 19, 19), vec![(20, 20)]);
+        assert_eq!(queue_of(&s, 19), Queue::Main);
+        // Main is now over its share, so its oldest goes next.
+        assert_eq!(put(&mut s, 21, 21), vec![(0, 0)]);
+        assert_eq!(put(&mut s, 22, 22), vec![(21, 21)]);
+        // Make every entry of main busier than 21 has been.
+        for _ in 0..2 {
+            for key in 1..20 {
+                hit(&s, key);
+            }
+            put(&mut s, 99, 99); // main passes over all of them
+            if let Some(i) = s.find(h(99), &99) {
+                s.take(i, h(99), &Hasher::default());
+            }
+            s.check();
+        }
+        assert!(s.ghost.contains(h(21)));
+        put(&mut s, 21, 21);
+        assert_eq!(queue_of(&s, 21), Queue::Small, "21 lost to a busier entry");
+    }
+
+    #[test]
+    fn hits_count_to_two_and_no_further() {
+        let mut s = shard(10);
         put(&mut s, 1, 1);
         for _ in 0..10 {
             hit(&s, 1);
@@ -737,7 +895,7 @@ mod tests {
 
     #[test]
     fn replacing_keeps_the_place_and_the_frequency() {
-        let mut s = Shard::new(10, 0);
+        let mut s = shard(10);
         for key in 0..5 {
             put(&mut s, key, key);
         }
@@ -747,26 +905,28 @@ mod tests {
         let i = s.find(h(0), &0).unwrap();
         assert_eq!(i, before);
         let node = &s.nodes[i as usize];
-        assert_eq!((node.value, node.weight, node.queue), (7, 3, Queue::Small));
+        assert_eq!((node.value, node.weight, node.queue), (7, 3, Queue::Main));
         assert_eq!(node.freq.load(Ordering::Relaxed), 1);
-        assert_eq!(s.small.head, i, "still the oldest");
+        assert_eq!(s.main.head, i, "still the oldest");
         assert_eq!(s.weight(), 7);
     }
 
     #[test]
     fn a_heavier_replacement_makes_room() {
-        let mut s = Shard::new(10, 0);
+        let mut s = shard(10);
         for key in 0..10 {
             put(&mut s, key, key);
         }
-        let out = put_with(&mut s, 9, 90, NEVER, 5, 0);
-        assert_eq!(out.len(), 1 + 4, "the old value and four evictions");
+        hit(&s, 0);
+        let out = put_with(&mut s, 0, 90, NEVER, 5, 0);
+        // Main is over its share: it passes over 0 and evicts 1 to 4.
+        assert_eq!(out, vec![(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)]);
         assert_eq!(s.weight(), 10);
     }
 
     #[test]
     fn an_entry_heavier_than_the_shard_is_not_stored_and_removes_the_old_value() {
-        let mut s = Shard::new(10, 0);
+        let mut s = shard(10);
         put(&mut s, 1, 1);
         put(&mut s, 2, 2);
         let out = put_with(&mut s, 1, 10, NEVER, 11, 0);
@@ -781,7 +941,7 @@ mod tests {
 
     #[test]
     fn zero_capacity_stores_nothing() {
-        let mut s = Shard::new(0, 0);
+        let mut s = shard(0);
         assert_eq!(put(&mut s, 1, 1), vec![(1, 1)]);
         assert_eq!((s.len(), s.counts.evictions), (0, 1));
         assert_eq!(put_with(&mut s, 2, 2, NEVER, 0, 0), vec![], "weight 0 fits");
@@ -790,7 +950,7 @@ mod tests {
 
     #[test]
     fn expired_entries_are_evicted_before_live_ones() {
-        let mut s = Shard::new(10, 0);
+        let mut s = shard(10);
         for key in 0..10 {
             let deadline = if key == 3 { 5 } else { NEVER };
             put_with(&mut s, key, key, deadline, 1, 0);
@@ -798,28 +958,23 @@ mod tests {
         for key in 0..10 {
             hit(&s, key); // every entry would be kept if live
         }
-        // The first eviction moves 0, 1 and 2 to main and meets 3.
+        // Small's 9 moves to main, which passes over 0, 1 and 2 and meets 3.
         let out = put_with(&mut s, 10, 10, NEVER, 1, 6);
         assert_eq!(out, vec![(3, 3)]);
         assert_eq!((s.counts.expirations, s.counts.evictions), (1, 0));
-        // In main too: a hot entry that expired goes when its turn comes.
-        let mut s = Shard::new(10, 0);
-        for key in 0..11 {
-            put(&mut s, key, key); // 10 evicts 0, into the ghost
+        // In small too: a hit entry that expired goes when its turn comes.
+        let mut s = shard(10);
+        for key in 0..9 {
+            put(&mut s, key, key);
         }
-        put_with(&mut s, 0, 0, 5, 1, 0); // back, into main; evicts 1
-        assert_eq!(s.nodes[s.main.head as usize].key, 0);
-        for key in [0, 0, 0].into_iter().chain(2..11) {
-            hit(&s, key);
-        }
-        // 2..=9 move to main behind 0; then 0 is met, expired.
-        let out = put_with(&mut s, 11, 11, NEVER, 1, 6);
-        assert_eq!(out, vec![(0, 0)], "expired, at the head of main");
+        put_with(&mut s, 9, 9, 5, 1, 0);
+        hit(&s, 9);
+        assert_eq!(put_with(&mut s, 10, 10, NEVER, 1, 6), vec![(9, 9)]);
     }
 
     #[test]
     fn the_clock_is_not_read_when_nothing_can_expire() {
-        let mut s = Shard::new(2, 0);
+        let mut s = shard(2);
         let mut out = Displaced::default();
         for key in 0..5 {
             let hasher = Hasher::default();
@@ -839,7 +994,7 @@ mod tests {
 
     #[test]
     fn remove_and_sweep_keep_the_structure_whole() {
-        let mut s = Shard::new(100, 0);
+        let mut s = shard(100);
         for key in 0..60 {
             put_with(
                 &mut s,
@@ -883,14 +1038,15 @@ mod tests {
 
     #[test]
     fn take_all_empties_and_frees() {
-        let mut s = Shard::new(100, 10);
+        let mut s = Shard::new(100, 10, true);
         for key in 0..50 {
             put(&mut s, key, key);
         }
         let (table, nodes) = s.take_all();
         assert_eq!((table.len(), nodes.len()), (50, 50));
         assert_eq!((s.len(), s.weight()), (0, 0));
-        assert_eq!(s.nodes.capacity() + s.table.capacity() + s.ghost.bytes(), 0);
+        let held = s.nodes.capacity() + s.table.capacity() + s.deadlines.capacity();
+        assert_eq!(held + s.ghost.bytes() + s.sketch.bytes(), 0);
         s.check();
         put(&mut s, 1, 1);
         assert_eq!(hit(&s, 1), Some(1));
@@ -900,7 +1056,7 @@ mod tests {
     /// after each one against a plain set of the keys that must be there.
     #[test]
     fn random_operations_keep_every_invariant() {
-        let mut s = Shard::new(64, 0);
+        let mut s = shard(64);
         let hasher = Hasher::default();
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = move || {

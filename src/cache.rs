@@ -158,15 +158,11 @@ where
                 // shards hold one unit more than the rest.
                 let (share, extra) = (capacity / count as u64, capacity % count as u64);
                 let mut next = 0;
+                let unit = builder.weigher.is_none();
                 Tables::Bounded(ShardLocks::new(count, stripes, || {
                     let shard_capacity = share + u64::from(next < extra);
                     next += 1;
-                    let room = if builder.weigher.is_none() {
-                        per_shard.min(usize::try_from(shard_capacity).unwrap_or(usize::MAX))
-                    } else {
-                        per_shard
-                    };
-                    BoundedShard::new(shard_capacity, room)
+                    BoundedShard::new(shard_capacity, per_shard, unit)
                 }))
             }
         };

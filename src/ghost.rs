@@ -82,6 +82,13 @@ impl Ghost {
         self.slots = Box::default();
     }
 
+    /// Whether `hash` is remembered, without forgetting it.
+    #[cfg(test)]
+    pub(crate) fn contains(&self, hash: u64) -> bool {
+        self.place(hash)
+            .is_some_and(|(slot, print)| self.slots[slot] == print)
+    }
+
     /// Bytes held, for tests of the footprint.
     #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {

@@ -80,6 +80,7 @@ mod ghost;
 mod janitor;
 mod locks;
 mod shard;
+mod sketch;
 mod stats;
 mod sync;
 

@@ -1,0 +1,205 @@
+//! [`Sketch`]: an approximate count of how often each key was used lately,
+//! kept by the write path only.
+//!
+//! The eviction policy (`bounded.rs`) consults it when a key the ghost
+//! remembers comes back: the key goes straight to the main queue only if it
+//! has been used more often than the entry it would push out. Reads never
+//! touch the sketch (they would write a shared line on every hit); it learns
+//! of a resident entry's hits when the policy passes over the entry because
+//! its own counter says it was hit, and of a missing key's uses when it is
+//! inserted.
+//!
+//! A count-min sketch (Cormode and Muthukrishnan, 2005) of 4-bit counters,
+//! 16 to a `u64`, four per key, as in Caffeine's TinyLFU: an estimate is
+//! the smallest of a key's four counters, never below the true count since
+//! the last aging. Aging halves every counter after `10 x entries`
+//! additions, so old popularity fades. Four counters per entry the shard
+//! holds: 2 to 4 bytes per entry.
+
+/// 4-bit counters, 16 per word.
+#[derive(Debug, Default)]
+pub(crate) struct Sketch {
+    words: Box<[u64]>,
+    /// Additions since the last aging.
+    additions: u32,
+    /// Additions between two agings.
+    period: u32,
+}
+
+/// Multipliers that give each of a key's four counters its own bits.
+const SEEDS: [u64; 4] = [
+    0xc3a5_c85c_97cb_3127,
+    0xb492_b66f_be98_f273,
+    0x9ae1_6a3b_2f90_404f,
+    0xcbf2_9ce4_8422_2325,
+];
+
+/// The highest count.
+const MAX: u64 = 15;
+
+/// The fewest words a sketch has once it has any.
+const MIN_WORDS: usize = 4;
+
+impl Sketch {
+    /// Word and bit offset of counter `row` of `hash`.
+    #[inline]
+    fn counter(&self, hash: u64, row: usize) -> (usize, u32) {
+        let h = (hash ^ (hash >> 29)).wrapping_mul(SEEDS[row]);
+        let h = h ^ (h >> 32);
+        let word = h as usize & (self.words.len() - 1);
+        // The nibble comes from bits the word index never uses (below 2^40
+        // words), so growing the table keeps every counter in its nibble.
+        (word, ((h >> 40) & 15) as u32 * 4)
+    }
+
+    /// Counts one more use of `hash`.
+    pub(crate) fn add(&mut self, hash: u64) {
+        if self.words.is_empty() {
+            return;
+        }
+        let mut added = false;
+        for row in 0..SEEDS.len() {
+            let (word, shift) = self.counter(hash, row);
+            if (self.words[word] >> shift) & MAX < MAX {
+                self.words[word] += 1 << shift;
+                added = true;
+            }
+        }
+        if added {
+            self.additions += 1;
+            if self.additions >= self.period {
+                self.age();
+            }
+        }
+    }
+
+    /// Halves every counter.
+    fn age(&mut self) {
+        for word in self.words.iter_mut() {
+            *word = (*word >> 1) & 0x7777_7777_7777_7777;
+        }
+        self.additions /= 2;
+    }
+
+    /// Uses of `hash` since about the last aging (never fewer).
+    pub(crate) fn estimate(&self, hash: u64) -> u64 {
+        if self.words.is_empty() {
+            return 0;
+        }
+        (0..SEEDS.len())
+            .map(|row| {
+                let (word, shift) = self.counter(hash, row);
+                (self.words[word] >> shift) & MAX
+            })
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Keeps four counters per entry: doubles while there are fewer. The
+    /// counters of word `i` belong to word `i` or `i + old_len` of the new
+    /// table, so the word is copied to both: no count is lost.
+    /// Ages after `10 x entries` additions, for the most entries seen.
+    pub(crate) fn fit(&mut self, entries: usize) {
+        let period = u32::try_from(entries.max(16).saturating_mul(10)).unwrap_or(u32::MAX);
+        self.period = self.period.max(period);
+        let want = (entries.next_power_of_two() / 4).max(MIN_WORDS);
+        if self.words.len() >= want {
+            return;
+        }
+        let old = &self.words;
+        let mut len = self.words.len().max(MIN_WORDS / 2);
+        while len < want {
+            len *= 2;
+        }
+        let words = if old.is_empty() {
+            vec![0; len].into_boxed_slice()
+        } else {
+            (0..len).map(|i| old[i & (old.len() - 1)]).collect()
+        };
+        self.words = words;
+    }
+
+    /// Forgets everything and frees the table.
+    pub(crate) fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Bytes held, for tests of the footprint.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.words.len() * std::mem::size_of::<u64>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hashes(n: u64) -> impl Iterator<Item = u64> {
+        (0..n).map(|i| (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    }
+
+    #[test]
+    fn counts_never_fall_short_and_saturate() {
+        let mut s = Sketch::default();
+        assert_eq!(s.estimate(1), 0, "an empty sketch counts nothing");
+        s.add(1);
+        assert_eq!(s.estimate(1), 0, "nor does it count before it is sized");
+        s.fit(64);
+        for (n, h) in hashes(32).enumerate() {
+            for _ in 0..=n % 5 {
+                s.add(h);
+            }
+        }
+        for (n, h) in hashes(32).enumerate() {
+            assert!(s.estimate(h) >= (n % 5 + 1) as u64);
+        }
+        for _ in 0..100 {
+            s.add(7);
+        }
+        assert_eq!(s.estimate(7), MAX);
+    }
+
+    #[test]
+    fn aging_halves_the_counts() {
+        let mut s = Sketch::default();
+        s.fit(16);
+        assert_eq!(s.words.len(), MIN_WORDS);
+        for _ in 0..8 {
+            s.add(42);
+        }
+        let before = s.estimate(42);
+        s.age();
+        assert_eq!(s.estimate(42), before / 2);
+        // The period ages it by itself: 10 additions per counter.
+        assert_eq!(s.period, 160);
+        let mut s = Sketch::default();
+        s.fit(16);
+        for h in hashes(159) {
+            s.add(h);
+        }
+        assert_eq!(s.additions, 159);
+        s.add(1);
+        assert_eq!(s.additions, 80, "aged at the 160th addition");
+    }
+
+    #[test]
+    fn growing_keeps_the_counts() {
+        let mut s = Sketch::default();
+        s.fit(16);
+        for (n, h) in hashes(40).enumerate() {
+            for _ in 0..n % 4 {
+                s.add(h);
+            }
+        }
+        let before: Vec<u64> = hashes(40).map(|h| s.estimate(h)).collect();
+        s.fit(4096);
+        assert_eq!(s.bytes(), 1024 * 8);
+        let after: Vec<u64> = hashes(40).map(|h| s.estimate(h)).collect();
+        for ((n, b), a) in before.iter().enumerate().zip(&after) {
+            assert!(a <= b && *a >= (n % 4) as u64, "key {n}: {b} then {a}");
+        }
+        s.clear();
+        assert_eq!(s.bytes(), 0);
+    }
+}
