@@ -59,10 +59,11 @@
 //!   slice, thousands of requests, while others wait (always, with more
 //!   threads than cores): that reorders the trace so much that moka's and
 //!   quick_cache's hit ratios on the LIRS zigzag trace rose by 20 points
-//!   and more, a property of the reordered trace, not of the cache; with
-//!   windows of 256 (`--drift 64`), shardcache still lost 1 to 2 points on
-//!   several 100-entry LIRS cells that it keeps at 16. These replays run
-//!   one at a time, after the others. The 1-thread replays run
+//!   and more, a property of the reordered trace, not of the cache. Even
+//!   windows of 256 (`--drift 64`) moved all three caches by several
+//!   points more than windows of 64 on the 100- to 150-entry LIRS cells,
+//!   shardcache included. These replays run one at a time, after the
+//!   others. The 1-thread replays run
 //!   in parallel, one per core (`--jobs`); each is deterministic.
 //! * **Targets**, on the means over seeds: in every cell, shardcache >=
 //!   max(moka, quick_cache) - 0.5 points; with `--threads`, shardcache at N
@@ -73,10 +74,10 @@
 //! (hit % against capacity, one panel per trace) under `--out`.
 //!
 //! Time on a 2-core machine, while another build shared its cores: the
-//! default run 47 s (31 s of CPU, most of it moka's 15 replays), with
-//! `--threads 4` under 2 minutes; `--quick` 1 s, 5 s with `--threads 2`;
-//! the 12 LIRS traces of the literature 2 s, 12 s with `--threads 4
-//! --seeds 3`.
+//! default run 30 to 50 s (about 35 s of CPU, most of it moka's 15
+//! replays), with `--threads 4` about 95 s; `--quick` 1 s, 5 s with
+//! `--threads 2`; the 12 LIRS traces of the literature 2 s, 13 s with
+//! `--threads 4 --seeds 3`.
 
 use std::collections::HashMap;
 use std::error::Error;
