@@ -226,7 +226,11 @@ fn cost(job: &Job, traces: &[Trace]) -> usize {
     let per_request = match job.cell.policy {
         Policy::MokaSynced => 20,
         Policy::Moka => 6,
-        Policy::Shardcache | Policy::QuickCache | Policy::Opt | Policy::OptAdmit => 2,
+        Policy::Shardcache
+        | Policy::ShardcacheOneShard
+        | Policy::QuickCache
+        | Policy::Opt
+        | Policy::OptAdmit => 2,
         Policy::Lru => 1,
     };
     per_request * traces[job.cell.trace].keys.len()
@@ -285,7 +289,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .collect();
     let load_seconds = started.elapsed().as_secs_f64();
 
-    let mut policies = vec![Policy::Shardcache, Policy::Moka];
+    let mut policies = vec![Policy::Shardcache, Policy::ShardcacheOneShard, Policy::Moka];
     if args.moka_sync {
         policies.push(Policy::MokaSynced);
     }

@@ -43,6 +43,9 @@ fn hasher(seeds: [u64; 4]) -> Hasher {
 pub enum Policy {
     /// `shardcache::Cache` built with `max_capacity`.
     Shardcache,
+    /// The same with `shards(1)`: what the policy does when one shard holds
+    /// the whole capacity, the reference for the cost of sharding.
+    ShardcacheOneShard,
     /// `moka::sync::Cache`, as a user calls it: moka applies its buffered
     /// reads and writes to its policy on its own, every 64 operations of a
     /// kind or after 300 ms.
@@ -66,6 +69,7 @@ impl Policy {
     pub fn name(self) -> &'static str {
         match self {
             Policy::Shardcache => "shardcache",
+            Policy::ShardcacheOneShard => "shardcache-1",
             Policy::Moka => "moka",
             Policy::MokaSynced => "moka-sync",
             Policy::QuickCache => "quick_cache",
@@ -79,6 +83,9 @@ impl Policy {
     pub fn describe(self) -> &'static str {
         match self {
             Policy::Shardcache => "shardcache::Cache, builder().max_capacity(n).hasher(h)",
+            Policy::ShardcacheOneShard => {
+                "shardcache::Cache, builder().max_capacity(n).shards(1).hasher(h)"
+            }
             Policy::Moka => {
                 "moka::sync::Cache, builder().max_capacity(n).build_with_hasher(h); \
                  no run_pending_tasks() during the replay"
@@ -105,7 +112,11 @@ impl Policy {
     pub fn is_cache(self) -> bool {
         matches!(
             self,
-            Policy::Shardcache | Policy::Moka | Policy::MokaSynced | Policy::QuickCache
+            Policy::Shardcache
+                | Policy::ShardcacheOneShard
+                | Policy::Moka
+                | Policy::MokaSynced
+                | Policy::QuickCache
         )
     }
 
@@ -252,11 +263,13 @@ pub fn run(
         final_len: None,
     };
     match policy {
-        Policy::Shardcache => {
-            let cache: shardcache::Cache<u64, u64, Hasher> = shardcache::Cache::builder()
-                .max_capacity(capacity as u64)
-                .hasher(hasher(seeds))
-                .build();
+        Policy::Shardcache | Policy::ShardcacheOneShard => {
+            let mut builder = shardcache::Cache::builder().max_capacity(capacity as u64);
+            if policy == Policy::ShardcacheOneShard {
+                builder = builder.shards(1);
+            }
+            let cache: shardcache::Cache<u64, u64, Hasher> =
+                builder.hasher(hasher(seeds)).build();
             let hits = replay(&cache, &trace.keys, threads, drift);
             Replayed {
                 hits,
