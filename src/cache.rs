@@ -5,10 +5,11 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
-use crate::bounded::{BoundedShard, Displaced};
+use crate::bounded::BoundedShard;
 use crate::builder::{CacheBuilder, Weigher};
 use crate::clock::{deadline, ClockSource, NEVER};
 use crate::janitor::{Janitor, Sweep};
+use crate::listener::{deliver, resume, Departures, Listener, Panic, RemovalCause};
 use crate::locks::{default_stripes, ShardLocks};
 use crate::shard::{Lookup, Removed, Shard};
 use crate::stats::{ReadCounters, Stats};
@@ -71,6 +72,7 @@ pub(crate) struct Shards<K, V> {
     tables: Tables<K, V>,
     reads: ReadCounters,
     clock: ClockSource,
+    listener: Option<Listener<K, V>>,
 }
 
 /// The shards' locked tables; which kind is fixed when the cache is built.
@@ -170,6 +172,7 @@ where
             tables,
             reads: ReadCounters::new(stripes),
             clock: builder.clock,
+            listener: builder.listener,
         });
         let janitor = if builder.cleanup_interval.is_zero() {
             Janitor::disabled()
@@ -242,9 +245,11 @@ where
                 let replaced = locks
                     .write(index)
                     .insert(hash, key, value, deadline, &self.hasher);
-                // The unused key and the old value are dropped here, after
-                // unlocking.
-                drop(replaced);
+                // The unused key and the old value are dropped or handed to
+                // the listener here, after unlocking.
+                if let Some((key, old)) = replaced {
+                    self.shards.depart(key, old, RemovalCause::Replaced);
+                }
             }
             Tables::Bounded(locks) => self.insert_bounded(locks, index, hash, key, value, deadline),
         }
@@ -268,7 +273,7 @@ where
         let clock = &self.shards.clock;
         // Declared before the guard, so that what the insert pushed out is
         // dropped after unlocking, even if it panics.
-        let mut displaced = Displaced::default();
+        let mut departures = Departures::default();
         locks.write(index).insert(
             hash,
             key,
@@ -277,9 +282,9 @@ where
             weight,
             &self.hasher,
             || clock.now(),
-            &mut displaced,
+            &mut departures,
         );
-        drop(displaced);
+        resume(deliver(self.shards.listener.as_ref(), departures));
     }
 
     /// Returns a clone of the value under `key`, or `None` if there is none
@@ -384,8 +389,20 @@ where
             Tables::Bounded(locks) => locks.write(index).remove(hash, key, now, &self.hasher),
         };
         match removed? {
-            Removed::Live(_key, value) => Some(value),
-            Removed::Expired(_key, _value) => None,
+            Removed::Live(key, value) => {
+                if let Some(listener) = &self.shards.listener {
+                    let told = value.clone();
+                    resume(deliver(
+                        Some(listener),
+                        [(key, told, RemovalCause::Removed)],
+                    ));
+                }
+                Some(value)
+            }
+            Removed::Expired(key, value) => {
+                self.shards.depart(key, value, RemovalCause::Expired);
+                None
+            }
         }
     }
 
@@ -409,8 +426,11 @@ where
                     .remove_if_expired(hash, key, now, &self.hasher)
             }
         };
-        // Dropped after the write lock is released.
-        drop(removed);
+        // Dropped or handed to the listener after the write lock is
+        // released.
+        if let Some((key, value)) = removed {
+            self.shards.depart(key, value, RemovalCause::Expired);
+        }
     }
 }
 
@@ -436,16 +456,24 @@ where
     /// assert_eq!(cache.len(), 1);
     /// ```
     pub fn remove_expired(&self) -> usize {
-        (0..self.shard_count())
-            .map(|index| self.shards.sweep_step(index))
-            .sum()
+        let mut removed = 0;
+        let mut first_panic = None;
+        for index in 0..self.shard_count() {
+            let (count, panic) = self.shards.sweep(index);
+            removed += count;
+            first_panic = first_panic.or(panic);
+        }
+        resume(first_panic);
+        removed
     }
 
     /// Sweeps one shard, exactly as one step of the janitor does. For the
     /// model checker in `loom-tests/`; not part of the public API.
     #[doc(hidden)]
     pub fn __sweep_shard(&self, index: usize) -> usize {
-        self.shards.sweep_step(index)
+        let (removed, panic) = self.shards.sweep(index);
+        resume(panic);
+        removed
     }
 
     /// Entries stored, summed over the shards. Expired entries count until
@@ -532,12 +560,30 @@ where
     /// assert!(cache.is_empty());
     /// ```
     pub fn clear(&self) {
-        with_locks!(&self.shards.tables, locks => {
-            for index in 0..locks.len() {
-                let entries = locks.write(index).take_all();
-                drop(entries);
+        let listener = self.shards.listener.as_ref();
+        let mut first_panic = None;
+        match &self.shards.tables {
+            Tables::Unbounded(locks) => {
+                for index in 0..locks.len() {
+                    let (lasting, expiring) = locks.write(index).take_all();
+                    let all = lasting
+                        .into_iter()
+                        .chain(expiring.into_iter().map(|e| (e.key, e.value)));
+                    let panic = deliver(listener, all.map(|(k, v)| (k, v, RemovalCause::Cleared)));
+                    first_panic = first_panic.or(panic);
+                }
             }
-        });
+            Tables::Bounded(locks) => {
+                for index in 0..locks.len() {
+                    let (table, nodes) = locks.write(index).take_all();
+                    drop(table);
+                    let all = nodes.into_iter().map(|node| node.into_pair());
+                    let panic = deliver(listener, all.map(|(k, v)| (k, v, RemovalCause::Cleared)));
+                    first_panic = first_panic.or(panic);
+                }
+            }
+        }
+        resume(first_panic);
     }
 
     /// Number of shards (a power of two).
@@ -599,6 +645,12 @@ where
 }
 
 impl<K, V> Shards<K, V> {
+    /// Hands one entry that left to the listener, or drops it. Call with no
+    /// lock held.
+    fn depart(&self, key: K, value: V, cause: RemovalCause) {
+        resume(deliver(self.listener.as_ref(), [(key, value, cause)]));
+    }
+
     /// Number of shards.
     #[inline]
     fn count(&self) -> usize {
@@ -622,25 +674,44 @@ where
         self.count()
     }
 
+    /// One sweep step, on the janitor thread: a panic of the listener is
+    /// dropped (the panic hook has reported it), so the janitor keeps going.
+    fn sweep_step(&self, index: usize) -> usize {
+        let (removed, _panic) = self.sweep(index);
+        removed
+    }
+}
+
+impl<K, V> Shards<K, V>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
     /// Finds expired entries under the read lock, so readers are not blocked
     /// when there are none; removes them under the write lock with a fresh
-    /// check; drops them after releasing it.
-    fn sweep_step(&self, index: usize) -> usize {
-        with_locks!(&self.tables, locks => {
+    /// check; hands them to the listener (or drops them) after releasing it.
+    /// Returns how many it removed and the listener's first panic.
+    fn sweep(&self, index: usize) -> (usize, Option<Panic>) {
+        let removed: Vec<(K, V)> = with_locks!(&self.tables, locks => {
             let now = {
                 let shard = locks.read(index);
                 if !shard.may_expire() {
-                    return 0;
+                    return (0, None);
                 }
                 let now = self.clock.now();
                 if !shard.has_expired(now) {
-                    return 0;
+                    return (0, None);
                 }
                 now
             };
             let removed = locks.write(index).remove_expired(now);
-            removed.len()
-        })
+            removed
+        });
+        let count = removed.len();
+        let expired = removed
+            .into_iter()
+            .map(|(k, v)| (k, v, RemovalCause::Expired));
+        (count, deliver(self.listener.as_ref(), expired))
     }
 }
 

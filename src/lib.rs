@@ -78,6 +78,7 @@ mod cache;
 mod clock;
 mod ghost;
 mod janitor;
+mod listener;
 mod locks;
 mod shard;
 mod sketch;
@@ -87,6 +88,7 @@ mod sync;
 pub use builder::CacheBuilder;
 pub use cache::Cache;
 pub use clock::{Clock, CoarseClock, ManualClock};
+pub use listener::RemovalCause;
 pub use stats::Stats;
 
 /// The README's examples, compiled and run as doc tests.

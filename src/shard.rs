@@ -26,6 +26,12 @@ pub(crate) struct Entry<K, V> {
     pub(crate) deadline: u64,
 }
 
+impl<K, V> From<Entry<K, V>> for (K, V) {
+    fn from(entry: Entry<K, V>) -> Self {
+        (entry.key, entry.value)
+    }
+}
+
 /// What a lookup found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Lookup<T> {
@@ -112,10 +118,11 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Removes every entry expired at `now` and returns them.
-    pub(crate) fn remove_expired(&mut self, now: u64) -> Vec<Entry<K, V>> {
+    pub(crate) fn remove_expired(&mut self, now: u64) -> Vec<(K, V)> {
         let removed: Vec<_> = self
             .expiring
             .extract_if(|e| is_expired(e.deadline, now))
+            .map(Into::into)
             .collect();
         self.counts.expirations += removed.len() as u64;
         removed
