@@ -66,6 +66,7 @@ use hashbrown::HashTable;
 use crate::clock::{is_expired, NEVER};
 use crate::ghost::Ghost;
 use crate::listener::{Departures, RemovalCause};
+use crate::loading::Loading;
 use crate::shard::{Lookup, Removed, WriteCounts};
 use crate::sketch::Sketch;
 use crate::sync::{AtomicU8, Ordering};
@@ -152,6 +153,8 @@ pub(crate) struct BoundedShard<K, V> {
     /// Nodes with a deadline; when 0 no clock is read.
     expiring: usize,
     pub(crate) counts: WriteCounts,
+    /// Keys being loaded by `get_or_insert_with`.
+    pub(crate) loading: Loading<K, V>,
 }
 
 impl<K, V> BoundedShard<K, V> {
@@ -178,6 +181,7 @@ impl<K, V> BoundedShard<K, V> {
             most_entries,
             expiring: 0,
             counts: WriteCounts::default(),
+            loading: Loading::default(),
         }
     }
 
@@ -220,6 +224,7 @@ impl<K, V> BoundedShard<K, V> {
 
     /// Takes every entry out, leaving an empty shard that owns no memory.
     pub(crate) fn take_all(&mut self) -> TakenNodes<K, V> {
+        self.loading.supersede_all();
         self.small = List::default();
         self.main = List::default();
         self.expiring = 0;
@@ -411,6 +416,9 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
         now: impl FnOnce() -> u64,
         out: &mut Departures<K, V>,
     ) {
+        if !self.loading.is_empty() {
+            self.loading.supersede(hash, &key);
+        }
         self.counts.inserts += 1;
         let found = self.find(hash, &key);
         if u64::from(weight) > self.capacity {
@@ -639,6 +647,9 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
+        if !self.loading.is_empty() {
+            self.loading.supersede(hash, key);
+        }
         let i = self.find(hash, key)?;
         let expired = self.may_expire() && self.expired(i, now());
         let (key, value) = self.take(i, hash, hasher).into_pair();

@@ -10,6 +10,7 @@ use crate::builder::{CacheBuilder, Weigher};
 use crate::clock::{deadline, ClockSource, NEVER};
 use crate::janitor::{Janitor, Sweep};
 use crate::listener::{deliver, resume, Departures, Listener, Panic, RemovalCause};
+use crate::loading::{Flight, Join};
 use crate::locks::{default_stripes, ShardLocks};
 use crate::shard::{Lookup, Removed, Shard};
 use crate::stats::{ReadCounters, Stats};
@@ -336,8 +337,30 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        let (hash, index) = self.locate(key);
+        self.lookup_at(hash, index, key, read)
+    }
+
+    /// `key`'s hash and shard.
+    #[inline]
+    pub(crate) fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, usize) {
         let hash = self.hasher.hash_one(key);
-        let index = self.shard_index(hash);
+        (hash, self.shard_index(hash))
+    }
+
+    /// [`lookup`](Self::lookup) with the hash already computed.
+    #[inline]
+    pub(crate) fn lookup_at<Q, R>(
+        &self,
+        hash: u64,
+        index: usize,
+        key: &Q,
+        read: impl FnOnce(&V) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let shards = &*self.shards;
         // The read guard is a temporary: it is released at the end of this
         // statement, before anything else happens.
@@ -404,6 +427,102 @@ where
                 None
             }
         }
+    }
+
+    /// The second look of a caller that missed `key` in
+    /// `get_or_insert_with`, under the shard's write lock: the value if
+    /// someone inserted it meanwhile, the flight to wait for if someone is
+    /// loading it, or a new flight for this caller to lead (`blocking`: led
+    /// by this thread, not a future).
+    pub(crate) fn join(&self, hash: u64, index: usize, key: &K, blocking: bool) -> Join<V>
+    where
+        K: Clone,
+    {
+        let now = || self.shards.clock.now();
+        with_locks!(&self.shards.tables, locks => {
+            let mut shard = locks.write(index);
+            if let Lookup::Live(value) = shard.get(hash, key, now, V::clone) {
+                return Join::Hit(value);
+            }
+            if let Some(flight) = shard.loading.find(hash, key) {
+                return Join::Wait(flight);
+            }
+            let flight = Arc::new(Flight::new(blocking));
+            let copy = key.clone();
+            shard.loading.insert(hash, copy, Arc::clone(&flight), &self.hasher);
+            Join::Lead(flight)
+        })
+    }
+
+    /// Ends a successful load under one write lock: takes `flight` out of
+    /// the shard and stores `value` with the default TTL, unless an insert,
+    /// `remove` or `clear` of the key came while it loaded. Returns the
+    /// listener's first panic, for the caller to resume after waking the
+    /// waiters.
+    pub(crate) fn land(
+        &self,
+        hash: u64,
+        index: usize,
+        key: K,
+        value: V,
+        flight: &Arc<Flight<V>>,
+    ) -> Option<Panic> {
+        let deadline = if self.default_ttl.is_zero() {
+            NEVER
+        } else {
+            deadline(self.shards.clock.now(), self.default_ttl)
+        };
+        match &self.shards.tables {
+            Tables::Unbounded(locks) => {
+                let mut shard = locks.write(index);
+                let copy = shard.loading.remove(hash, flight);
+                let (unused, replaced) = if flight.is_superseded() {
+                    (Some((key, value)), None)
+                } else {
+                    (None, shard.insert(hash, key, value, deadline, &self.hasher))
+                };
+                drop(shard);
+                drop((copy, unused));
+                let replaced = replaced.map(|(key, old)| (key, old, RemovalCause::Replaced));
+                deliver(self.shards.listener.as_ref(), replaced)
+            }
+            Tables::Bounded(locks) => {
+                let weight = self.weigher.as_ref().map_or(1, |weigh| weigh(&key, &value));
+                let clock = &self.shards.clock;
+                let mut departures = Departures::default();
+                let mut shard = locks.write(index);
+                let copy = shard.loading.remove(hash, flight);
+                let unused = if flight.is_superseded() {
+                    Some((key, value))
+                } else {
+                    let now = || clock.now();
+                    shard.insert(
+                        hash,
+                        key,
+                        value,
+                        deadline,
+                        weight,
+                        &self.hasher,
+                        now,
+                        &mut departures,
+                    );
+                    None
+                };
+                drop(shard);
+                drop((copy, unused));
+                deliver(self.shards.listener.as_ref(), departures)
+            }
+        }
+    }
+
+    /// Ends a failed, panicked or cancelled load: takes `flight` out of the
+    /// shard and wakes its waiters, who start over.
+    pub(crate) fn abandon(&self, hash: u64, index: usize, flight: &Arc<Flight<V>>) {
+        let copy = with_locks!(&self.shards.tables, locks => {
+            locks.write(index).loading.remove(hash, flight)
+        });
+        drop(copy);
+        flight.end(None);
     }
 
     /// The write half of the read-to-write upgrade. The read lock has been

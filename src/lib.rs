@@ -79,6 +79,7 @@ mod clock;
 mod ghost;
 mod janitor;
 mod listener;
+mod loading;
 mod locks;
 mod shard;
 mod sketch;
