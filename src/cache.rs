@@ -249,7 +249,10 @@ where
                 // The unused key and the old value are dropped or handed to
                 // the listener here, after unlocking.
                 if let Some((key, old)) = replaced {
-                    self.shards.depart(key, old, RemovalCause::Replaced);
+                    match &self.shards.listener {
+                        None => drop((key, old)),
+                        Some(_) => self.shards.depart(key, old, RemovalCause::Replaced),
+                    }
                 }
             }
             Tables::Bounded(locks) => self.insert_bounded(locks, index, hash, key, value, deadline),

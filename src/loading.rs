@@ -62,6 +62,7 @@ where
     /// let again = cache.get_or_insert_with(7, || unreachable!("already cached"));
     /// assert_eq!(again, "loaded once");
     /// ```
+    #[inline]
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
         let loaded: Result<V, Infallible> = self.try_get_or_insert_with(key, || Ok(init()));
         match loaded {
@@ -87,16 +88,31 @@ where
     /// let loaded = cache.try_get_or_insert_with(1, || Ok::<_, &str>(10));
     /// assert_eq!(loaded, Ok(10));
     /// ```
+    #[inline]
     pub fn try_get_or_insert_with<E>(
         &self,
         key: K,
         init: impl FnOnce() -> Result<V, E>,
     ) -> Result<V, E> {
         let (hash, index) = self.locate(&key);
+        match self.lookup_at(hash, index, &key, V::clone) {
+            Some(value) => Ok(value),
+            None => self.load(hash, index, key, init),
+        }
+    }
+
+    /// The miss path of [`try_get_or_insert_with`](Self::try_get_or_insert_with),
+    /// out of line so that a hit costs what a `get` costs.
+    #[cold]
+    #[inline(never)]
+    fn load<E>(
+        &self,
+        hash: u64,
+        index: usize,
+        key: K,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
         loop {
-            if let Some(value) = self.lookup_at(hash, index, &key, V::clone) {
-                return Ok(value);
-            }
             match self.join(hash, index, &key, true) {
                 Join::Hit(value) => return Ok(value),
                 Join::Wait(flight) => {
@@ -106,6 +122,10 @@ where
                          of the same key; it would wait for itself forever"
                     );
                     if let Some(value) = flight.wait() {
+                        return Ok(value);
+                    }
+                    // Abandoned: look again, and lead if no one else does.
+                    if let Some(value) = self.lookup_at(hash, index, &key, V::clone) {
                         return Ok(value);
                     }
                 }
