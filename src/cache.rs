@@ -16,10 +16,11 @@ use crate::shard::{Lookup, Removed, Shard};
 use crate::stats::{ReadCounters, Stats};
 use crate::sync::Arc;
 
-/// Hash bits hashbrown keeps for itself: the top 7 become the control byte.
-/// Shard bits are taken from just below them; the bucket index uses the low
-/// bits, so the three never overlap for tables below 2^41 buckets.
-const CONTROL_BITS: u32 = 7;
+/// Multiplier that mixes a hash before its top bits pick the shard
+/// (Fibonacci hashing: 2^64 / the golden ratio). A hasher whose high bits
+/// are weak, such as an identity hasher for integer keys, still spreads
+/// sequential keys over every shard.
+const SHARD_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// A concurrent cache: keys hashed once onto a power-of-two number of
 /// shards, each a reader-writer lock around its own hash tables, with an
@@ -56,7 +57,7 @@ const CONTROL_BITS: u32 = 7;
 pub struct Cache<K, V, S = ahash::RandomState> {
     hasher: S,
     shards: Arc<Shards<K, V>>,
-    /// Right shift that brings the shard bits of a hash to the bottom.
+    /// Right shift that brings the shard bits of a mixed hash to the bottom.
     shift: u32,
     /// Shard count - 1.
     mask: usize,
@@ -183,7 +184,7 @@ where
         Self {
             hasher: builder.hasher,
             shards,
-            shift: u64::BITS - CONTROL_BITS - count.trailing_zeros(),
+            shift: (u64::BITS - count.trailing_zeros()).min(u64::BITS - 1),
             mask: count - 1,
             default_ttl: builder.default_ttl,
             record_stats: builder.record_stats,
@@ -196,9 +197,9 @@ where
     /// The shard that `hash` belongs to.
     #[inline]
     fn shard_index(&self, hash: u64) -> usize {
-        // `shift` is at most 57, so this never overflows; the mask keeps
-        // exactly log2(shards) bits.
-        (hash >> self.shift) as usize & self.mask
+        // The top log2(shards) bits of the mixed hash; `shift` is at most
+        // 63 (one shard: the mask is 0), so this never overflows.
+        (hash.wrapping_mul(SHARD_MIX) >> self.shift) as usize & self.mask
     }
 
     /// Inserts `value` under `key` with the default TTL, replacing any

@@ -24,16 +24,20 @@ pub(crate) struct Ghost {
 const MIN_SLOTS: usize = 64;
 
 impl Ghost {
-    /// Where `hash` goes and what is stored there. The slot comes from the
-    /// low bits (the shard bits are near the top and equal for the whole
-    /// shard); the fingerprint from bits 32-47, never 0.
+    /// Where `hash` goes and what is stored there. The hash is mixed first
+    /// (a hasher with weak bits, such as an identity hasher, would put
+    /// sequential keys in one slot with one fingerprint), with a multiplier
+    /// of its own: the shard index comes from the top bits of another one.
+    /// The slot comes from bits 32 and up, so a table twice as large uses
+    /// one more bit; the fingerprint from bits 16-31, never 0.
     #[inline]
     fn place(&self, hash: u64) -> Option<(usize, u16)> {
         if self.slots.is_empty() {
             return None;
         }
-        let slot = hash as usize & (self.slots.len() - 1);
-        Some((slot, (hash >> 32) as u16 | 1))
+        let mixed = hash.wrapping_mul(0xd6e8_feb8_6659_fd93);
+        let slot = (mixed >> 32) as usize & (self.slots.len() - 1);
+        Some((slot, (mixed >> 16) as u16 | 1))
     }
 
     /// Remembers `hash`, forgetting whatever shared its slot.
@@ -106,7 +110,15 @@ mod tests {
         assert!(!g.take(7), "an empty ghost remembers nothing");
         g.fit(1);
         g.insert(0xdead_beef_0000_0007);
-        assert!(!g.take(0x1234_0000_0000_0007), "same slot, other print");
+        let other = (0..u64::MAX)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .find(|&h| {
+                let (slot, print) = g.place(h).unwrap();
+                (slot, print) != g.place(0xdead_beef_0000_0007).unwrap()
+                    && slot == g.place(0xdead_beef_0000_0007).unwrap().0
+            })
+            .unwrap();
+        assert!(!g.take(other), "same slot, other print");
         assert!(g.take(0xdead_beef_0000_0007));
         assert!(!g.take(0xdead_beef_0000_0007), "taken once");
     }

@@ -307,3 +307,41 @@ fn evicted_values_are_dropped_after_the_lock_is_released() {
         .expect("deadlock: an evicted value was dropped under the lock");
     assert!(DROPS.load(Ordering::Relaxed) >= 6);
 }
+
+/// A hasher that returns the key itself, as nohash-style hashers for
+/// integer keys do: every high bit is zero.
+#[derive(Default)]
+struct Identity(u64);
+
+impl std::hash::Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys")
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[test]
+fn an_identity_hasher_spreads_sequential_keys_over_every_shard() {
+    type Hasher = std::hash::BuildHasherDefault<Identity>;
+    // 16 shards of 1024: if the keys met in one shard, 1024 would stay.
+    let cache: Cache<u64, u64, Hasher> = Cache::builder()
+        .max_capacity(16 * 1024)
+        .shards(16)
+        .hasher(Hasher::default())
+        .build();
+    for key in 0..16 * 1024 {
+        cache.insert(key, key);
+    }
+    assert!(cache.len() > 15 * 1024, "only {} kept", cache.len());
+    // A ghost that told sequential keys apart sends none of them back to
+    // main: re-inserting evicted keys keeps the cache at its capacity.
+    for key in 16 * 1024..20 * 1024 {
+        cache.insert(key, key);
+    }
+    assert!(cache.weighted_size() <= 16 * 1024);
+}
