@@ -399,8 +399,11 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
             .copied()
     }
 
-    /// Inserts or replaces `key`, weighing `weight`, then evicts until the
-    /// shard is within its capacity. A replaced entry keeps its queue and
+    /// Inserts or replaces the entry in `pending`, weighing `weight`, then
+    /// evicts until the shard is within its capacity. The entry stays in
+    /// `pending` (declared by the caller before it takes the lock) until no
+    /// user code is left to run, so a panicking `Eq` or `Hash` changes
+    /// nothing and the entry is dropped after the lock is released. A replaced entry keeps its queue and
     /// frequency. An entry heavier than the whole shard is not stored (and
     /// counts as an eviction); an older value under its key is removed.
     /// `now` is read at most once, and only if some entry has a deadline.
@@ -408,29 +411,36 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
     pub(crate) fn insert<S: BuildHasher>(
         &mut self,
         hash: u64,
-        key: K,
-        value: V,
+        pending: &mut Option<(K, V)>,
         deadline: u64,
         weight: u32,
         hasher: &S,
         now: impl FnOnce() -> u64,
         out: &mut Departures<K, V>,
     ) {
+        let Some((key, _)) = pending.as_ref() else {
+            return;
+        };
         if !self.loading.is_empty() {
-            self.loading.supersede(hash, &key);
+            self.loading.supersede(hash, key);
         }
         self.counts.inserts += 1;
-        let found = self.find(hash, &key);
+        let found = self.find(hash, key);
         if u64::from(weight) > self.capacity {
             if let Some(i) = found {
                 let (old_key, old) = self.take(i, hash, hasher).into_pair();
                 out.push(old_key, old, RemovalCause::Replaced);
             }
-            self.counts.evictions += 1;
-            out.push(key, value, RemovalCause::Evicted);
+            if let Some((key, value)) = pending.take() {
+                self.counts.evictions += 1;
+                out.push(key, value, RemovalCause::Evicted);
+            }
             return;
         }
         if let Some(i) = found {
+            let Some((key, value)) = pending.take() else {
+                return;
+            };
             self.set_deadline(i, deadline);
             let node = &mut self.nodes[i as usize];
             let old = std::mem::replace(&mut node.value, value);
@@ -464,6 +474,9 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
             Queue::Main
         } else {
             Queue::Small
+        };
+        let Some((key, value)) = pending.take() else {
+            return;
         };
         let i = self.nodes.len() as u32;
         self.nodes.push(Node {
@@ -726,8 +739,7 @@ mod tests {
         let hasher = Hasher::default();
         s.insert(
             h(key),
-            key,
-            value,
+            &mut Some((key, value)),
             deadline,
             weight,
             &hasher,
@@ -967,8 +979,7 @@ mod tests {
             let hasher = Hasher::default();
             s.insert(
                 h(key),
-                key,
-                key,
+                &mut Some((key, key)),
                 NEVER,
                 1,
                 &hasher,

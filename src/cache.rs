@@ -244,9 +244,13 @@ where
         let index = self.shard_index(hash);
         match &self.shards.tables {
             Tables::Unbounded(locks) => {
-                let replaced = locks
-                    .write(index)
-                    .insert(hash, key, value, deadline, &self.hasher);
+                // Declared before the guard: if `Eq` or `Hash` panics under
+                // the lock, the entry is dropped after it is released.
+                let mut pending = Some((key, value));
+                let replaced =
+                    locks
+                        .write(index)
+                        .insert(hash, &mut pending, deadline, &self.hasher);
                 // The unused key and the old value are dropped or handed to
                 // the listener here, after unlocking.
                 if let Some((key, old)) = replaced {
@@ -279,10 +283,10 @@ where
         // Declared before the guard, so that what the insert pushed out is
         // dropped after unlocking, even if it panics.
         let mut departures = Departures::default();
+        let mut pending = Some((key, value));
         locks.write(index).insert(
             hash,
-            key,
-            value,
+            &mut pending,
             deadline,
             weight,
             &self.hasher,
@@ -478,15 +482,16 @@ where
         };
         match &self.shards.tables {
             Tables::Unbounded(locks) => {
+                let mut pending = Some((key, value));
                 let mut shard = locks.write(index);
                 let copy = shard.loading.remove(hash, flight);
-                let (unused, replaced) = if flight.is_superseded() {
-                    (Some((key, value)), None)
+                let replaced = if flight.is_superseded() {
+                    None
                 } else {
-                    (None, shard.insert(hash, key, value, deadline, &self.hasher))
+                    shard.insert(hash, &mut pending, deadline, &self.hasher)
                 };
                 drop(shard);
-                drop((copy, unused));
+                drop((copy, pending));
                 let replaced = replaced.map(|(key, old)| (key, old, RemovalCause::Replaced));
                 deliver(self.shards.listener.as_ref(), replaced)
             }
@@ -494,26 +499,23 @@ where
                 let weight = self.weigher.as_ref().map_or(1, |weigh| weigh(&key, &value));
                 let clock = &self.shards.clock;
                 let mut departures = Departures::default();
+                let mut pending = Some((key, value));
                 let mut shard = locks.write(index);
                 let copy = shard.loading.remove(hash, flight);
-                let unused = if flight.is_superseded() {
-                    Some((key, value))
-                } else {
+                if !flight.is_superseded() {
                     let now = || clock.now();
                     shard.insert(
                         hash,
-                        key,
-                        value,
+                        &mut pending,
                         deadline,
                         weight,
                         &self.hasher,
                         now,
                         &mut departures,
                     );
-                    None
-                };
+                }
                 drop(shard);
-                drop((copy, unused));
+                drop((copy, pending));
                 deliver(self.shards.listener.as_ref(), departures)
             }
         }

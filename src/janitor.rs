@@ -19,6 +19,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use crate::sync::{thread, Arc, Condvar, Mutex, Weak};
 
 /// Something the janitor can sweep in steps.
@@ -97,9 +99,13 @@ impl Janitor {
         let running = self.running.lock().take();
         if let Some(Running { signal, thread }) = running {
             signal.stop();
-            // A panicking sweep (a user's `Drop` of an expired value)
-            // already ended the thread; there is nothing left to clean up.
-            let _ = thread.join();
+            // Stopped from the janitor thread itself (the cache was dropped
+            // by a value it swept, or closed by a listener): joining would
+            // wait for itself. It sees the signal when the step ends and
+            // exits on its own.
+            if thread.thread().id() != thread::current().id() {
+                let _ = thread.join();
+            }
         }
     }
 
@@ -150,7 +156,9 @@ fn run<T: Sweep>(target: &Weak<T>, signal: &Signal, interval: Duration) {
         let Some(target) = target.upgrade() else {
             return;
         };
-        target.sweep_step(index);
+        // A panic in user code (a clock) must not end the thread: the
+        // panic hook has reported it, and the next step goes on.
+        let _ = catch_unwind(AssertUnwindSafe(|| target.sweep_step(index)));
         index = (index + 1) % steps;
         sweeps = sweeps.saturating_add(1);
     }

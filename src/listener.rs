@@ -124,22 +124,26 @@ impl<K, V> fmt::Debug for Departures<K, V> {
 pub(crate) type Panic = Box<dyn Any + Send>;
 
 /// Hands every departure to `listener`, or drops them all if there is none.
-/// Call it with no lock held. A panicking listener does not stop the others
-/// from being told: the first panic is returned, for the caller to resume
-/// once its work is done (or, on the janitor thread, to drop: the panic
-/// hook has already reported it).
+/// Call it with no lock held. A panicking listener (or `Drop` of a key or
+/// value) does not stop the others from being told or dropped: the first
+/// panic is returned, for the caller to resume once its work is done (or,
+/// on the janitor thread, to drop: the panic hook has already reported
+/// it).
 #[must_use]
 pub(crate) fn deliver<K, V>(
     listener: Option<&Listener<K, V>>,
     departures: impl IntoIterator<Item = Departure<K, V>>,
 ) -> Option<Panic> {
-    let Some(listener) = listener else {
-        drop(departures.into_iter());
-        return None;
-    };
     let mut first_panic = None;
     for (key, value, cause) in departures {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| listener(key, value, cause))) {
+        // One at a time: a `Drop` or a listener that panics is caught, and
+        // the rest are still dropped or told. Two panics in one batch would
+        // otherwise abort the process (a panic while unwinding).
+        let told = catch_unwind(AssertUnwindSafe(|| match listener {
+            Some(listener) => listener(key, value, cause),
+            None => drop((key, value)),
+        }));
+        if let Err(panic) = told {
             first_panic.get_or_insert(panic);
         }
     }

@@ -164,56 +164,76 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
     }
 
-    /// Inserts or replaces. On replace, returns the key that was not stored
-    /// and the old value, for the caller to drop after unlocking.
+    /// Inserts or replaces the entry in `pending`. On replace, returns the
+    /// key that was not stored and the old value, for the caller to drop
+    /// after unlocking.
+    ///
+    /// The entry stays in `pending`, which the caller declares before it
+    /// takes the lock, until no user code is left to run: if `Eq` or `Hash`
+    /// panics, nothing has changed and the entry is dropped after the lock
+    /// is released. A key that moves between the tables (its TTL changed) is
+    /// taken out of the old one only after its place in the new one is
+    /// reserved, so a panic never loses it.
     pub(crate) fn insert<S: BuildHasher>(
         &mut self,
         hash: u64,
-        key: K,
-        value: V,
+        pending: &mut Option<(K, V)>,
         deadline: u64,
         hasher: &S,
     ) -> Option<(K, V)> {
+        let (key, _) = pending.as_ref()?;
         if !self.loading.is_empty() {
-            self.loading.supersede(hash, &key);
+            self.loading.supersede(hash, key);
         }
         self.counts.inserts += 1;
         if deadline == NEVER {
-            // A key with a deadline moves to `lasting`.
-            let moved = self.take_expiring(hash, &key).map(|e| (e.key, e.value));
+            // Probes (Eq) and reserves room (Hash) before changing anything.
             let slot = self
                 .lasting
-                .entry(hash, |(k, _)| *k == key, |(k, _)| hasher.hash_one(k));
+                .entry(hash, |(k, _)| k == key, |(k, _)| hasher.hash_one(k));
             match slot {
                 TableEntry::Occupied(mut slot) => {
+                    let (key, value) = pending.take()?;
                     let old = std::mem::replace(&mut slot.get_mut().1, value);
                     Some((key, old))
                 }
                 TableEntry::Vacant(slot) => {
-                    slot.insert((key, value));
-                    moved
+                    // A key with a deadline moves to `lasting`.
+                    let moved = if self.expiring.is_empty() {
+                        None
+                    } else {
+                        self.expiring.find_entry(hash, |e| e.key == *key).ok()
+                    };
+                    slot.insert(pending.take()?);
+                    moved.map(|found| found.remove().0.into())
                 }
             }
         } else {
-            // A key without one moves to `expiring`.
-            let moved = self.take_lasting(hash, &key);
             let slot = self
                 .expiring
-                .entry(hash, |e| e.key == key, |e| hasher.hash_one(&e.key));
+                .entry(hash, |e| e.key == *key, |e| hasher.hash_one(&e.key));
             match slot {
                 TableEntry::Occupied(mut slot) => {
+                    let (key, value) = pending.take()?;
                     let slot = slot.get_mut();
                     slot.deadline = deadline;
                     let old = std::mem::replace(&mut slot.value, value);
                     Some((key, old))
                 }
                 TableEntry::Vacant(slot) => {
+                    // A key without one moves to `expiring`.
+                    let moved = if self.lasting.is_empty() {
+                        None
+                    } else {
+                        self.lasting.find_entry(hash, |(k, _)| k == key).ok()
+                    };
+                    let (key, value) = pending.take()?;
                     slot.insert(Entry {
                         key,
                         value,
                         deadline,
                     });
-                    moved
+                    moved.map(|found| found.remove().0)
                 }
             }
         }
@@ -323,7 +343,10 @@ mod tests {
         value: u32,
         deadline: u64,
     ) -> Option<(String, u32)> {
-        s.insert(h(key), key.to_owned(), value, deadline, &Hasher::default())
+        let mut pending = Some((key.to_owned(), value));
+        let replaced = s.insert(h(key), &mut pending, deadline, &Hasher::default());
+        assert!(pending.is_none(), "the entry went in");
+        replaced
     }
 
     #[test]

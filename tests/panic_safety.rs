@@ -170,4 +170,131 @@ common::suite!(
     clone_panic_under_the_read_lock,
     eq_panic_under_the_write_lock,
     hash_panic_while_the_table_grows,
+    eq_panic_during_a_ttl_move_keeps_the_old_entry,
 );
+
+thread_local! {
+    /// Calls left before `CollidingKey::eq` panics; 0 disarms it.
+    static EQ_CALLS_LEFT: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A key whose every hash is the same, so that every probe compares keys,
+/// and whose `Eq` panics on its n-th call once armed.
+#[derive(Debug)]
+struct CollidingKey(u32);
+
+impl PartialEq for CollidingKey {
+    fn eq(&self, other: &Self) -> bool {
+        EQ_CALLS_LEFT.with(|left| match left.get() {
+            0 => {}
+            1 => {
+                left.set(0);
+                panic!("user Eq panicked");
+            }
+            n => left.set(n - 1),
+        });
+        self.0 == other.0
+    }
+}
+impl Eq for CollidingKey {}
+impl Hash for CollidingKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        0u8.hash(state);
+    }
+}
+
+/// A key whose TTL changes moves between a shard's two tables; an `Eq`
+/// that panics at any point on the way must leave the old entry where it
+/// was. Every call number is tried, until the insert runs out of `Eq`
+/// calls and succeeds.
+fn eq_panic_during_a_ttl_move_keeps_the_old_entry<C: CacheApi<CollidingKey, u32>>() {
+    let hour = std::time::Duration::from_secs(3600);
+    for moving_to_ttl in [false, true] {
+        for nth in 1.. {
+            let cache = C::build(Cache::builder().shards(1));
+            for k in 0..10 {
+                if k % 2 == 0 {
+                    cache.insert(CollidingKey(k), k);
+                } else {
+                    cache.insert_with_ttl(CollidingKey(k), k, hour);
+                }
+            }
+            // Key 2 has no TTL and gets one; key 3 has one and loses it.
+            let key = if moving_to_ttl { 2 } else { 3 };
+            let ttl = if moving_to_ttl {
+                hour
+            } else {
+                std::time::Duration::ZERO
+            };
+            EQ_CALLS_LEFT.with(|left| left.set(nth));
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                cache.insert_with_ttl(CollidingKey(key), 100, ttl)
+            }));
+            EQ_CALLS_LEFT.with(|left| left.set(0));
+            assert_eq!(cache.len(), 10, "call {nth}: an entry was lost or added");
+            if result.is_ok() {
+                assert_eq!(cache.get(&CollidingKey(key)), Some(100));
+                break;
+            }
+            assert_eq!(
+                cache.get(&CollidingKey(key)),
+                Some(key),
+                "call {nth}: the old entry was lost"
+            );
+        }
+    }
+}
+
+/// A value whose `Drop` reads the cache it belongs to (through a static):
+/// dropped under that cache's lock, it would deadlock.
+struct Reading(u32);
+
+static READ_BY_DROP: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>> = std::sync::OnceLock::new();
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        if let Some(read) = READ_BY_DROP.get() {
+            read();
+        }
+    }
+}
+
+impl Clone for Reading {
+    fn clone(&self) -> Self {
+        Reading(self.0)
+    }
+}
+
+/// When `Eq` panics in an insert, the key and value it was given are
+/// dropped after the shard lock is released.
+#[test]
+fn an_insert_whose_eq_panics_drops_its_entry_after_unlocking() {
+    use std::sync::{mpsc, Arc};
+    for bounded in [false, true] {
+        let mut builder = Cache::builder().shards(1);
+        if bounded {
+            builder = builder.max_capacity(1000);
+        }
+        let cache: Arc<Cache<EqKey, Reading>> = Arc::new(builder.build());
+        let reader = Arc::downgrade(&cache);
+        let _ = READ_BY_DROP.set(Box::new(move || {
+            if let Some(cache) = reader.upgrade() {
+                let _ = cache.len(); // takes every shard's read lock
+            }
+        }));
+        cache.insert(EqKey(1), Reading(1));
+        let (done, finished) = mpsc::channel();
+        let worker = Arc::clone(&cache);
+        std::thread::spawn(move || {
+            panics_with(Trap::Eq, || worker.insert(EqKey(1), Reading(2)));
+            panics_with(Trap::Eq, || {
+                worker.insert_with_ttl(EqKey(1), Reading(3), std::time::Duration::from_secs(1))
+            });
+            done.send(()).expect("test thread is waiting");
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("deadlock: an entry was dropped under the lock");
+        assert_eq!(cache.len(), 1);
+    }
+}

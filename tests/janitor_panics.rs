@@ -1,0 +1,142 @@
+//! The janitor against hostile user code: values whose `Drop` panics, a
+//! cache dropped by a value its own janitor sweeps, and `close` called on
+//! the janitor thread. Its own test binary, because it installs a panic
+//! hook to see panics on the janitor thread.
+
+use std::panic;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use shardcache::{Cache, ManualClock};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// Polls `done` until it holds, for at most 30 s.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Messages of panics on janitor threads, recorded by a hook that then
+/// calls the default one.
+fn janitor_panics() -> &'static Mutex<Vec<String>> {
+    static PANICS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    PANICS.get_or_init(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if std::thread::current().name() == Some("shardcache-janitor") {
+                let message = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                janitor_panics().lock().unwrap().push(message);
+            }
+            previous(info);
+        }));
+        Mutex::new(Vec::new())
+    })
+}
+
+/// A value whose `Drop` panics.
+#[derive(Clone)]
+struct Bomb(Arc<AtomicUsize>);
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.0) > 1 {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            panic!("a value's Drop panics");
+        }
+    }
+}
+
+#[test]
+fn values_whose_drop_panics_do_not_stop_the_janitor() {
+    janitor_panics();
+    let clock = ManualClock::new();
+    let exploded = Arc::new(AtomicUsize::new(0));
+    let cache: Cache<u32, Bomb> = Cache::builder()
+        .shards(1)
+        .clock(clock.clone())
+        .cleanup_interval(Duration::from_millis(1))
+        .build();
+    // Two in one sweep: a panic while unwinding from the first would abort.
+    cache.insert_with_ttl(1, Bomb(Arc::clone(&exploded)), SECOND);
+    cache.insert_with_ttl(2, Bomb(Arc::clone(&exploded)), SECOND);
+    clock.advance(2 * SECOND);
+    eventually("the first sweep", || cache.is_empty());
+    eventually("both drops ran", || exploded.load(Ordering::SeqCst) == 2);
+    // The janitor still sweeps.
+    cache.insert_with_ttl(3, Bomb(Arc::clone(&exploded)), SECOND);
+    clock.advance(2 * SECOND);
+    eventually("a later sweep", || cache.is_empty());
+    assert!(format!("{cache:?}").contains("running: true"));
+    let panics = janitor_panics().lock().unwrap();
+    assert!(
+        panics.iter().all(|m| m == "a value's Drop panics"),
+        "{panics:?}"
+    );
+}
+
+/// A value that owns the cache it is stored in: it is never read, only
+/// held, so that dropping the value drops the cache.
+#[derive(Clone)]
+struct Owner(#[allow(dead_code)] Arc<Cache<u32, Owner>>);
+
+#[test]
+fn a_cache_dropped_by_a_value_its_janitor_swept_stops_cleanly() {
+    janitor_panics();
+    let clock = ManualClock::new();
+    let cache: Arc<Cache<u32, Owner>> = Arc::new(
+        Cache::builder()
+            .clock(clock.clone())
+            .cleanup_interval(Duration::from_millis(1))
+            .build(),
+    );
+    let weak: Weak<Cache<u32, Owner>> = Arc::downgrade(&cache);
+    cache.insert_with_ttl(1, Owner(Arc::clone(&cache)), SECOND);
+    drop(cache); // the entry now holds the only reference
+    clock.advance(2 * SECOND);
+    eventually("the janitor dropped the cache", || weak.upgrade().is_none());
+    let panics = janitor_panics().lock().unwrap();
+    assert!(
+        !panics
+            .iter()
+            .any(|m| m.contains("deadlock") || m.contains("join")),
+        "the janitor joined itself: {panics:?}"
+    );
+}
+
+#[test]
+fn close_on_the_janitor_thread_does_not_join_itself() {
+    janitor_panics();
+    static CACHE: OnceLock<Cache<u32, u32>> = OnceLock::new();
+    static CLOSED: AtomicUsize = AtomicUsize::new(0);
+    let clock = ManualClock::new();
+    let cache = CACHE.get_or_init(|| {
+        Cache::builder()
+            .clock(clock.clone())
+            .cleanup_interval(Duration::from_millis(1))
+            .removal_listener(|_, _, _| {
+                CACHE.get().expect("built").close();
+                CLOSED.fetch_add(1, Ordering::SeqCst);
+            })
+            .build()
+    });
+    cache.insert_with_ttl(1, 1, SECOND);
+    clock.advance(2 * SECOND);
+    eventually("the listener closed the cache", || {
+        CLOSED.load(Ordering::SeqCst) == 1
+    });
+    eventually("the janitor is stopped", || {
+        format!("{cache:?}").contains("running: false")
+    });
+    let panics = janitor_panics().lock().unwrap();
+    assert!(panics.is_empty(), "{panics:?}");
+}
