@@ -69,6 +69,28 @@ where
     }
 }
 
+impl<K, V> SingleLockCache<K, V> {
+    /// Starts configuring a baseline cache with the same builder as
+    /// [`Cache`](crate::Cache); finish with
+    /// [`build_single_lock`](CacheBuilder::build_single_lock). The shard
+    /// count is ignored, and the baseline takes no capacity, weigher or
+    /// listener (it is the seed's design).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shardcache::baseline::SingleLockCache;
+    ///
+    /// let cache: SingleLockCache<u32, u32> = SingleLockCache::builder()
+    ///     .default_ttl(Duration::from_secs(60))
+    ///     .build_single_lock();
+    /// cache.insert(1, 1);
+    /// assert_eq!(cache.get(&1), Some(1));
+    /// ```
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::new()
+    }
+}
+
 impl<K, V> Default for SingleLockCache<K, V>
 where
     K: Hash + Eq + Send + Sync + 'static,

@@ -65,6 +65,8 @@ use hashbrown::HashTable;
 
 use crate::clock::{is_expired, NEVER};
 use crate::ghost::Ghost;
+use crate::listener::{Departures, RemovalCause};
+use crate::loading::Loading;
 use crate::shard::{Lookup, Removed, WriteCounts};
 use crate::sketch::Sketch;
 use crate::sync::{AtomicU8, Ordering};
@@ -105,7 +107,7 @@ pub(crate) struct Node<K, V> {
 }
 
 impl<K, V> Node<K, V> {
-    fn into_pair(self) -> (K, V) {
+    pub(crate) fn into_pair(self) -> (K, V) {
         (self.key, self.value)
     }
 }
@@ -124,34 +126,6 @@ impl Default for List {
             head: NIL,
             tail: NIL,
             weight: 0,
-        }
-    }
-}
-
-/// What an insert pushed out, to be dropped after the lock is released:
-/// the value it replaced and the entries it evicted. Holds one pair inline,
-/// so the usual insert into a full cache (one eviction) does not allocate.
-#[derive(Debug)]
-pub(crate) struct Displaced<K, V> {
-    first: Option<(K, V)>,
-    rest: Vec<(K, V)>,
-}
-
-impl<K, V> Default for Displaced<K, V> {
-    fn default() -> Self {
-        Self {
-            first: None,
-            rest: Vec::new(),
-        }
-    }
-}
-
-impl<K, V> Displaced<K, V> {
-    fn push(&mut self, pair: (K, V)) {
-        if self.first.is_none() {
-            self.first = Some(pair);
-        } else {
-            self.rest.push(pair);
         }
     }
 }
@@ -179,6 +153,8 @@ pub(crate) struct BoundedShard<K, V> {
     /// Nodes with a deadline; when 0 no clock is read.
     expiring: usize,
     pub(crate) counts: WriteCounts,
+    /// Keys being loaded by `get_or_insert_with`.
+    pub(crate) loading: Loading<K, V>,
 }
 
 impl<K, V> BoundedShard<K, V> {
@@ -205,6 +181,7 @@ impl<K, V> BoundedShard<K, V> {
             most_entries,
             expiring: 0,
             counts: WriteCounts::default(),
+            loading: Loading::default(),
         }
     }
 
@@ -247,6 +224,7 @@ impl<K, V> BoundedShard<K, V> {
 
     /// Takes every entry out, leaving an empty shard that owns no memory.
     pub(crate) fn take_all(&mut self) -> TakenNodes<K, V> {
+        self.loading.supersede_all();
         self.small = List::default();
         self.main = List::default();
         self.expiring = 0;
@@ -436,16 +414,20 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
         weight: u32,
         hasher: &S,
         now: impl FnOnce() -> u64,
-        out: &mut Displaced<K, V>,
+        out: &mut Departures<K, V>,
     ) {
+        if !self.loading.is_empty() {
+            self.loading.supersede(hash, &key);
+        }
         self.counts.inserts += 1;
         let found = self.find(hash, &key);
         if u64::from(weight) > self.capacity {
             if let Some(i) = found {
-                out.push(self.take(i, hash, hasher).into_pair());
+                let (old_key, old) = self.take(i, hash, hasher).into_pair();
+                out.push(old_key, old, RemovalCause::Replaced);
             }
             self.counts.evictions += 1;
-            out.push((key, value));
+            out.push(key, value, RemovalCause::Evicted);
             return;
         }
         if let Some(i) = found {
@@ -456,7 +438,7 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
             node.weight = weight;
             let list = self.list(queue);
             list.weight = list.weight - u64::from(old_weight) + u64::from(weight);
-            out.push((key, old));
+            out.push(key, old, RemovalCause::Replaced);
             self.make_room(0, hasher, now, out);
             return;
         }
@@ -545,7 +527,7 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
         extra: u64,
         hasher: &S,
         now: impl FnOnce() -> u64,
-        out: &mut Displaced<K, V>,
+        out: &mut Departures<K, V>,
     ) {
         // Read the clock once, and only if some entry can be expired.
         let mut clock = Some(now);
@@ -563,16 +545,18 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
             let expired = at.is_some_and(|at| self.expired(i, at));
             let hash = hasher.hash_one(&self.nodes[i as usize].key);
             let queue = self.nodes[i as usize].queue;
-            let node = self.take(i, hash, hasher);
-            if expired {
+            let (key, value) = self.take(i, hash, hasher).into_pair();
+            let cause = if expired {
                 self.counts.expirations += 1;
+                RemovalCause::Expired
             } else {
                 self.counts.evictions += 1;
                 if queue == Queue::Small {
                     self.ghost.insert(hash);
                 }
-            }
-            out.push(node.into_pair());
+                RemovalCause::Evicted
+            };
+            out.push(key, value, cause);
         }
     }
 
@@ -663,6 +647,9 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
+        if !self.loading.is_empty() {
+            self.loading.supersede(hash, key);
+        }
         let i = self.find(hash, key)?;
         let expired = self.may_expire() && self.expired(i, now());
         let (key, value) = self.take(i, hash, hasher).into_pair();
@@ -735,7 +722,7 @@ mod tests {
         weight: u32,
         now: u64,
     ) -> Vec<(u32, u32)> {
-        let mut out = Displaced::default();
+        let mut out = Departures::default();
         let hasher = Hasher::default();
         s.insert(
             h(key),
@@ -748,7 +735,7 @@ mod tests {
             &mut out,
         );
         s.check();
-        out.first.into_iter().chain(out.rest).collect()
+        out.into_iter().map(|(k, v, _)| (k, v)).collect()
     }
 
     /// A shard of `capacity` whose entries may weigh anything.
@@ -975,7 +962,7 @@ mod tests {
     #[test]
     fn the_clock_is_not_read_when_nothing_can_expire() {
         let mut s = shard(2);
-        let mut out = Displaced::default();
+        let mut out = Departures::default();
         for key in 0..5 {
             let hasher = Hasher::default();
             s.insert(

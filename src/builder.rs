@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::baseline::SingleLockCache;
 use crate::cache::Cache;
 use crate::clock::{Clock, ClockSource};
+use crate::listener::{Listener, RemovalCause};
 use crate::sync::Arc;
 
 /// The most shards a cache can have.
@@ -62,6 +63,7 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     pub(crate) shards: Option<usize>,
     pub(crate) max_capacity: Option<u64>,
     pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) default_ttl: Duration,
     pub(crate) cleanup_interval: Duration,
     pub(crate) initial_capacity: usize,
@@ -77,6 +79,7 @@ impl<K, V> CacheBuilder<K, V> {
             shards: None,
             max_capacity: None,
             weigher: None,
+            listener: None,
             default_ttl: Duration::ZERO,
             cleanup_interval: Duration::ZERO,
             initial_capacity: 0,
@@ -260,6 +263,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             shards: self.shards,
             max_capacity: self.max_capacity,
             weigher: self.weigher,
+            listener: self.listener,
             default_ttl: self.default_ttl,
             cleanup_interval: self.cleanup_interval,
             initial_capacity: self.initial_capacity,
@@ -300,6 +304,53 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// ```
     pub fn record_stats(mut self, enabled: bool) -> Self {
         self.record_stats = enabled;
+        self
+    }
+
+    /// Calls `listener` once for every entry that leaves the cache, with its
+    /// key, its value and the [`RemovalCause`]: expired (however it was
+    /// found), evicted, replaced by an insert, removed, or cleared. Without a
+    /// listener, entries that leave are simply dropped, at no cost.
+    ///
+    /// The listener runs after the shard lock is released, on the thread
+    /// that did the work: the caller of `insert`, `get`, `remove`, `clear`
+    /// or `remove_expired`, or the janitor thread for its sweeps. It may use
+    /// the cache. An insert that replaces a value tells the listener the key
+    /// it was given (equal to the stored one) and the old value; `remove`
+    /// clones the value it returns to tell the listener. An insert over an
+    /// entry that had expired but was not yet removed reports `Replaced`.
+    ///
+    /// If the listener panics, the other entries of the same operation are
+    /// still told, then the first panic resumes in the caller, with the
+    /// cache consistent and the operation complete. On the janitor thread
+    /// the panic is reported by the panic hook, as usual, and the janitor
+    /// carries on.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use shardcache::{Cache, RemovalCause};
+    ///
+    /// let evicted = Arc::new(AtomicUsize::new(0));
+    /// let count = Arc::clone(&evicted);
+    /// let cache: Cache<u32, String> = Cache::builder()
+    ///     .max_capacity(100)
+    ///     .removal_listener(move |_key, _value, cause| {
+    ///         if cause == RemovalCause::Evicted {
+    ///             count.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     })
+    ///     .build();
+    /// for key in 0..1000 {
+    ///     cache.insert(key, key.to_string());
+    /// }
+    /// assert_eq!(evicted.load(Ordering::Relaxed), 900);
+    /// ```
+    pub fn removal_listener(
+        mut self,
+        listener: impl Fn(K, V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Arc::new(listener));
         self
     }
 
@@ -347,8 +398,9 @@ where
     ///
     /// # Panics
     ///
-    /// If [`max_capacity`](Self::max_capacity) or [`weigher`](Self::weigher)
-    /// is set: the baseline is the unbounded design this crate replaces.
+    /// If [`max_capacity`](Self::max_capacity), [`weigher`](Self::weigher)
+    /// or [`removal_listener`](Self::removal_listener) is set: the baseline
+    /// is the unbounded seed design this crate replaces.
     ///
     /// ```
     /// use shardcache::Cache;
@@ -362,9 +414,9 @@ where
         S: Send + Sync + 'static,
     {
         assert!(
-            self.bound().is_none(),
-            "shardcache: SingleLockCache is unbounded; build_single_lock() \
-             takes no max_capacity or weigher"
+            self.bound().is_none() && self.listener.is_none(),
+            "shardcache: SingleLockCache is the unbounded seed design; \
+             build_single_lock() takes no max_capacity, weigher or removal_listener"
         );
         SingleLockCache::from_builder(self)
     }
@@ -376,6 +428,7 @@ impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
             .field("shards", &self.shard_count())
             .field("max_capacity", &self.max_capacity)
             .field("weigher", &self.weigher.is_some())
+            .field("removal_listener", &self.listener.is_some())
             .field("default_ttl", &self.default_ttl)
             .field("cleanup_interval", &self.cleanup_interval)
             .field("initial_capacity", &self.initial_capacity)

@@ -5,10 +5,12 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
-use crate::bounded::{BoundedShard, Displaced};
+use crate::bounded::BoundedShard;
 use crate::builder::{CacheBuilder, Weigher};
 use crate::clock::{deadline, ClockSource, NEVER};
 use crate::janitor::{Janitor, Sweep};
+use crate::listener::{deliver, resume, Departures, Listener, Panic, RemovalCause};
+use crate::loading::{Flight, Join};
 use crate::locks::{default_stripes, ShardLocks};
 use crate::shard::{Lookup, Removed, Shard};
 use crate::stats::{ReadCounters, Stats};
@@ -71,6 +73,7 @@ pub(crate) struct Shards<K, V> {
     tables: Tables<K, V>,
     reads: ReadCounters,
     clock: ClockSource,
+    listener: Option<Listener<K, V>>,
 }
 
 /// The shards' locked tables; which kind is fixed when the cache is built.
@@ -170,6 +173,7 @@ where
             tables,
             reads: ReadCounters::new(stripes),
             clock: builder.clock,
+            listener: builder.listener,
         });
         let janitor = if builder.cleanup_interval.is_zero() {
             Janitor::disabled()
@@ -242,9 +246,14 @@ where
                 let replaced = locks
                     .write(index)
                     .insert(hash, key, value, deadline, &self.hasher);
-                // The unused key and the old value are dropped here, after
-                // unlocking.
-                drop(replaced);
+                // The unused key and the old value are dropped or handed to
+                // the listener here, after unlocking.
+                if let Some((key, old)) = replaced {
+                    match &self.shards.listener {
+                        None => drop((key, old)),
+                        Some(_) => self.shards.depart(key, old, RemovalCause::Replaced),
+                    }
+                }
             }
             Tables::Bounded(locks) => self.insert_bounded(locks, index, hash, key, value, deadline),
         }
@@ -268,7 +277,7 @@ where
         let clock = &self.shards.clock;
         // Declared before the guard, so that what the insert pushed out is
         // dropped after unlocking, even if it panics.
-        let mut displaced = Displaced::default();
+        let mut departures = Departures::default();
         locks.write(index).insert(
             hash,
             key,
@@ -277,9 +286,9 @@ where
             weight,
             &self.hasher,
             || clock.now(),
-            &mut displaced,
+            &mut departures,
         );
-        drop(displaced);
+        resume(deliver(self.shards.listener.as_ref(), departures));
     }
 
     /// Returns a clone of the value under `key`, or `None` if there is none
@@ -331,8 +340,30 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        let (hash, index) = self.locate(key);
+        self.lookup_at(hash, index, key, read)
+    }
+
+    /// `key`'s hash and shard.
+    #[inline]
+    pub(crate) fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, usize) {
         let hash = self.hasher.hash_one(key);
-        let index = self.shard_index(hash);
+        (hash, self.shard_index(hash))
+    }
+
+    /// [`lookup`](Self::lookup) with the hash already computed.
+    #[inline]
+    pub(crate) fn lookup_at<Q, R>(
+        &self,
+        hash: u64,
+        index: usize,
+        key: &Q,
+        read: impl FnOnce(&V) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let shards = &*self.shards;
         // The read guard is a temporary: it is released at the end of this
         // statement, before anything else happens.
@@ -384,9 +415,117 @@ where
             Tables::Bounded(locks) => locks.write(index).remove(hash, key, now, &self.hasher),
         };
         match removed? {
-            Removed::Live(_key, value) => Some(value),
-            Removed::Expired(_key, _value) => None,
+            Removed::Live(key, value) => {
+                if let Some(listener) = &self.shards.listener {
+                    let told = value.clone();
+                    resume(deliver(
+                        Some(listener),
+                        [(key, told, RemovalCause::Removed)],
+                    ));
+                }
+                Some(value)
+            }
+            Removed::Expired(key, value) => {
+                self.shards.depart(key, value, RemovalCause::Expired);
+                None
+            }
         }
+    }
+
+    /// The second look of a caller that missed `key` in
+    /// `get_or_insert_with`, under the shard's write lock: the value if
+    /// someone inserted it meanwhile, the flight to wait for if someone is
+    /// loading it, or a new flight for this caller to lead (`blocking`: led
+    /// by this thread, not a future).
+    pub(crate) fn join(&self, hash: u64, index: usize, key: &K, blocking: bool) -> Join<V>
+    where
+        K: Clone,
+    {
+        let now = || self.shards.clock.now();
+        with_locks!(&self.shards.tables, locks => {
+            let mut shard = locks.write(index);
+            if let Lookup::Live(value) = shard.get(hash, key, now, V::clone) {
+                return Join::Hit(value);
+            }
+            if let Some(flight) = shard.loading.find(hash, key) {
+                return Join::Wait(flight);
+            }
+            let flight = Arc::new(Flight::new(blocking));
+            let copy = key.clone();
+            shard.loading.insert(hash, copy, Arc::clone(&flight), &self.hasher);
+            Join::Lead(flight)
+        })
+    }
+
+    /// Ends a successful load under one write lock: takes `flight` out of
+    /// the shard and stores `value` with the default TTL, unless an insert,
+    /// `remove` or `clear` of the key came while it loaded. Returns the
+    /// listener's first panic, for the caller to resume after waking the
+    /// waiters.
+    pub(crate) fn land(
+        &self,
+        hash: u64,
+        index: usize,
+        key: K,
+        value: V,
+        flight: &Arc<Flight<V>>,
+    ) -> Option<Panic> {
+        let deadline = if self.default_ttl.is_zero() {
+            NEVER
+        } else {
+            deadline(self.shards.clock.now(), self.default_ttl)
+        };
+        match &self.shards.tables {
+            Tables::Unbounded(locks) => {
+                let mut shard = locks.write(index);
+                let copy = shard.loading.remove(hash, flight);
+                let (unused, replaced) = if flight.is_superseded() {
+                    (Some((key, value)), None)
+                } else {
+                    (None, shard.insert(hash, key, value, deadline, &self.hasher))
+                };
+                drop(shard);
+                drop((copy, unused));
+                let replaced = replaced.map(|(key, old)| (key, old, RemovalCause::Replaced));
+                deliver(self.shards.listener.as_ref(), replaced)
+            }
+            Tables::Bounded(locks) => {
+                let weight = self.weigher.as_ref().map_or(1, |weigh| weigh(&key, &value));
+                let clock = &self.shards.clock;
+                let mut departures = Departures::default();
+                let mut shard = locks.write(index);
+                let copy = shard.loading.remove(hash, flight);
+                let unused = if flight.is_superseded() {
+                    Some((key, value))
+                } else {
+                    let now = || clock.now();
+                    shard.insert(
+                        hash,
+                        key,
+                        value,
+                        deadline,
+                        weight,
+                        &self.hasher,
+                        now,
+                        &mut departures,
+                    );
+                    None
+                };
+                drop(shard);
+                drop((copy, unused));
+                deliver(self.shards.listener.as_ref(), departures)
+            }
+        }
+    }
+
+    /// Ends a failed, panicked or cancelled load: takes `flight` out of the
+    /// shard and wakes its waiters, who start over.
+    pub(crate) fn abandon(&self, hash: u64, index: usize, flight: &Arc<Flight<V>>) {
+        let copy = with_locks!(&self.shards.tables, locks => {
+            locks.write(index).loading.remove(hash, flight)
+        });
+        drop(copy);
+        flight.end(None);
     }
 
     /// The write half of the read-to-write upgrade. The read lock has been
@@ -409,8 +548,11 @@ where
                     .remove_if_expired(hash, key, now, &self.hasher)
             }
         };
-        // Dropped after the write lock is released.
-        drop(removed);
+        // Dropped or handed to the listener after the write lock is
+        // released.
+        if let Some((key, value)) = removed {
+            self.shards.depart(key, value, RemovalCause::Expired);
+        }
     }
 }
 
@@ -436,16 +578,24 @@ where
     /// assert_eq!(cache.len(), 1);
     /// ```
     pub fn remove_expired(&self) -> usize {
-        (0..self.shard_count())
-            .map(|index| self.shards.sweep_step(index))
-            .sum()
+        let mut removed = 0;
+        let mut first_panic = None;
+        for index in 0..self.shard_count() {
+            let (count, panic) = self.shards.sweep(index);
+            removed += count;
+            first_panic = first_panic.or(panic);
+        }
+        resume(first_panic);
+        removed
     }
 
     /// Sweeps one shard, exactly as one step of the janitor does. For the
     /// model checker in `loom-tests/`; not part of the public API.
     #[doc(hidden)]
     pub fn __sweep_shard(&self, index: usize) -> usize {
-        self.shards.sweep_step(index)
+        let (removed, panic) = self.shards.sweep(index);
+        resume(panic);
+        removed
     }
 
     /// Entries stored, summed over the shards. Expired entries count until
@@ -532,12 +682,30 @@ where
     /// assert!(cache.is_empty());
     /// ```
     pub fn clear(&self) {
-        with_locks!(&self.shards.tables, locks => {
-            for index in 0..locks.len() {
-                let entries = locks.write(index).take_all();
-                drop(entries);
+        let listener = self.shards.listener.as_ref();
+        let mut first_panic = None;
+        match &self.shards.tables {
+            Tables::Unbounded(locks) => {
+                for index in 0..locks.len() {
+                    let (lasting, expiring) = locks.write(index).take_all();
+                    let all = lasting
+                        .into_iter()
+                        .chain(expiring.into_iter().map(|e| (e.key, e.value)));
+                    let panic = deliver(listener, all.map(|(k, v)| (k, v, RemovalCause::Cleared)));
+                    first_panic = first_panic.or(panic);
+                }
             }
-        });
+            Tables::Bounded(locks) => {
+                for index in 0..locks.len() {
+                    let (table, nodes) = locks.write(index).take_all();
+                    drop(table);
+                    let all = nodes.into_iter().map(|node| node.into_pair());
+                    let panic = deliver(listener, all.map(|(k, v)| (k, v, RemovalCause::Cleared)));
+                    first_panic = first_panic.or(panic);
+                }
+            }
+        }
+        resume(first_panic);
     }
 
     /// Number of shards (a power of two).
@@ -599,6 +767,12 @@ where
 }
 
 impl<K, V> Shards<K, V> {
+    /// Hands one entry that left to the listener, or drops it. Call with no
+    /// lock held.
+    fn depart(&self, key: K, value: V, cause: RemovalCause) {
+        resume(deliver(self.listener.as_ref(), [(key, value, cause)]));
+    }
+
     /// Number of shards.
     #[inline]
     fn count(&self) -> usize {
@@ -622,25 +796,44 @@ where
         self.count()
     }
 
+    /// One sweep step, on the janitor thread: a panic of the listener is
+    /// dropped (the panic hook has reported it), so the janitor keeps going.
+    fn sweep_step(&self, index: usize) -> usize {
+        let (removed, _panic) = self.sweep(index);
+        removed
+    }
+}
+
+impl<K, V> Shards<K, V>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
     /// Finds expired entries under the read lock, so readers are not blocked
     /// when there are none; removes them under the write lock with a fresh
-    /// check; drops them after releasing it.
-    fn sweep_step(&self, index: usize) -> usize {
-        with_locks!(&self.tables, locks => {
+    /// check; hands them to the listener (or drops them) after releasing it.
+    /// Returns how many it removed and the listener's first panic.
+    fn sweep(&self, index: usize) -> (usize, Option<Panic>) {
+        let removed: Vec<(K, V)> = with_locks!(&self.tables, locks => {
             let now = {
                 let shard = locks.read(index);
                 if !shard.may_expire() {
-                    return 0;
+                    return (0, None);
                 }
                 let now = self.clock.now();
                 if !shard.has_expired(now) {
-                    return 0;
+                    return (0, None);
                 }
                 now
             };
             let removed = locks.write(index).remove_expired(now);
-            removed.len()
-        })
+            removed
+        });
+        let count = removed.len();
+        let expired = removed
+            .into_iter()
+            .map(|(k, v)| (k, v, RemovalCause::Expired));
+        (count, deliver(self.listener.as_ref(), expired))
     }
 }
 

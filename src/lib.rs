@@ -36,6 +36,23 @@
 //! or by the background janitor ([`CacheBuilder::cleanup_interval`]), which
 //! sweeps one shard at a time.
 //!
+//! ## Capacity
+//!
+//! A cache is unbounded unless built with [`CacheBuilder::max_capacity`]
+//! (an entry count, or any weight a [`CacheBuilder::weigher`] defines).
+//! A bounded cache evicts with an S3-FIFO-based policy in each shard: a hit
+//! costs at most a relaxed store to the entry's own counter, all eviction
+//! work happens in `insert`, and `docs/HITRATIO.md` measures its hit ratio
+//! against moka, quick_cache and the optimal policy.
+//!
+//! ## Loading and listening
+//!
+//! [`Cache::get_or_insert_with`] loads a missing key once, however many
+//! threads miss it at the same time (and, with the `async` feature,
+//! [`Cache::get_or_insert_with_async`] from a future). A
+//! [removal listener](CacheBuilder::removal_listener) is told of every
+//! entry that leaves, with its [`RemovalCause`].
+//!
 //! ## Time
 //!
 //! Expiry reads a [`Clock`], and only for entries that can expire. The
@@ -46,11 +63,13 @@
 //!
 //! ## Failure
 //!
-//! Your `Eq` and `Clone` (and `Hash`, when a table grows) run while a shard
-//! lock is held, so they must not use the same cache: a `Clone` that reads
-//! the cache can deadlock against a waiting writer, as with any
-//! reader-writer lock. `Drop` is safe: replaced and removed values are
-//! dropped after the lock is released.
+//! Your `Eq` and `Clone` (and `Hash`, when a table grows or a bounded
+//! cache evicts) run while a shard lock is held, so they must not use the
+//! same cache: a `Clone` that reads the cache can deadlock against a
+//! waiting writer, as with any reader-writer lock. `Drop`, the removal
+//! listener, loaders and weighers are safe: they run with no lock held, and
+//! replaced, removed and evicted values are dropped after the lock is
+//! released.
 //!
 //! Locks never poison. A panic in your `Hash`, `Eq` or `Clone` unwinds out
 //! of the call that ran it and leaves the cache usable, with every entry
@@ -78,6 +97,8 @@ mod cache;
 mod clock;
 mod ghost;
 mod janitor;
+mod listener;
+mod loading;
 mod locks;
 mod shard;
 mod sketch;
@@ -87,6 +108,7 @@ mod sync;
 pub use builder::CacheBuilder;
 pub use cache::Cache;
 pub use clock::{Clock, CoarseClock, ManualClock};
+pub use listener::RemovalCause;
 pub use stats::Stats;
 
 /// The README's examples, compiled and run as doc tests.

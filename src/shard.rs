@@ -17,6 +17,7 @@ use std::hash::{BuildHasher, Hash};
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 
 use crate::clock::{is_expired, NEVER};
+use crate::loading::Loading;
 
 /// An entry with a deadline (never [`NEVER`]).
 #[derive(Debug)]
@@ -24,6 +25,12 @@ pub(crate) struct Entry<K, V> {
     pub(crate) key: K,
     pub(crate) value: V,
     pub(crate) deadline: u64,
+}
+
+impl<K, V> From<Entry<K, V>> for (K, V) {
+    fn from(entry: Entry<K, V>) -> Self {
+        (entry.key, entry.value)
+    }
 }
 
 /// What a lookup found.
@@ -62,6 +69,8 @@ pub(crate) struct Shard<K, V> {
     /// Entries with a deadline.
     expiring: HashTable<Entry<K, V>>,
     pub(crate) counts: WriteCounts,
+    /// Keys being loaded by `get_or_insert_with`.
+    pub(crate) loading: Loading<K, V>,
 }
 
 impl<K, V> Default for Shard<K, V> {
@@ -84,6 +93,7 @@ impl<K, V> Shard<K, V> {
             lasting,
             expiring,
             counts: WriteCounts::default(),
+            loading: Loading::default(),
         }
     }
 
@@ -94,6 +104,7 @@ impl<K, V> Shard<K, V> {
 
     /// Takes every entry out, leaving empty tables that own no memory.
     pub(crate) fn take_all(&mut self) -> Taken<K, V> {
+        self.loading.supersede_all();
         (
             std::mem::take(&mut self.lasting),
             std::mem::take(&mut self.expiring),
@@ -112,10 +123,11 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Removes every entry expired at `now` and returns them.
-    pub(crate) fn remove_expired(&mut self, now: u64) -> Vec<Entry<K, V>> {
+    pub(crate) fn remove_expired(&mut self, now: u64) -> Vec<(K, V)> {
         let removed: Vec<_> = self
             .expiring
             .extract_if(|e| is_expired(e.deadline, now))
+            .map(Into::into)
             .collect();
         self.counts.expirations += removed.len() as u64;
         removed
@@ -162,6 +174,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         deadline: u64,
         hasher: &S,
     ) -> Option<(K, V)> {
+        if !self.loading.is_empty() {
+            self.loading.supersede(hash, &key);
+        }
         self.counts.inserts += 1;
         if deadline == NEVER {
             // A key with a deadline moves to `lasting`.
@@ -241,6 +256,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
+        if !self.loading.is_empty() {
+            self.loading.supersede(hash, key);
+        }
         let removed = if let Some((key, value)) = self.take_lasting(hash, key) {
             Removed::Live(key, value)
         } else {

@@ -182,6 +182,11 @@ mod imp {
             }
         }
 
+        /// Waits until notified (or woken spuriously).
+        pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(guard).unwrap_or_else(PoisonError::into_inner)
+        }
+
         pub(crate) fn notify_all(&self) {
             self.0.notify_all();
         }
@@ -267,6 +272,11 @@ mod imp {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             }
+        }
+
+        /// Waits until notified (or woken spuriously).
+        pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(guard).unwrap_or_else(PoisonError::into_inner)
         }
 
         pub(crate) fn notify_all(&self) {

@@ -246,7 +246,7 @@ fn concurrent_inserts_never_exceed_the_bound_and_reads_see_the_latest_value() {
 }
 
 #[test]
-#[should_panic(expected = "SingleLockCache is unbounded")]
+#[should_panic(expected = "SingleLockCache is the unbounded seed design")]
 fn the_baseline_refuses_a_capacity() {
     let _ = Cache::<u32, u32>::builder()
         .max_capacity(10)

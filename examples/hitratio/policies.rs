@@ -268,8 +268,7 @@ pub fn run(
             if policy == Policy::ShardcacheOneShard {
                 builder = builder.shards(1);
             }
-            let cache: shardcache::Cache<u64, u64, Hasher> =
-                builder.hasher(hasher(seeds)).build();
+            let cache: shardcache::Cache<u64, u64, Hasher> = builder.hasher(hasher(seeds)).build();
             let hits = replay(&cache, &trace.keys, threads, drift);
             Replayed {
                 hits,
