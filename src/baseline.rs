@@ -1,7 +1,7 @@
 //! The design shardcache replaces, kept as the "before" of every benchmark.
 //!
 //! [`SingleLockCache`] is a line-by-line port of the Go cache the project
-//! started from (`docs/DESIGN.md` has the table): one reader-writer lock
+//! started from ([docs/DESIGN.md](https://github.com/shardcache/shardcache/blob/main/docs/DESIGN.md) has the table): one reader-writer lock
 //! around one map, a `get` that upgrades to the write lock to delete an
 //! expired entry, and a janitor that takes the write lock for the whole map
 //! while it sweeps. Its two bugs are fixed, because a baseline that panics

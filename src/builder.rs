@@ -15,7 +15,7 @@ use crate::sync::Arc;
 pub(crate) const MAX_SHARDS: usize = 1 << 16;
 
 /// Default shard count: `64 * cores`, rounded up to a power of two, at most
-/// 1024. `docs/DESIGN.md` has the sweep this rule comes from: with one lock
+/// 1024. [docs/DESIGN.md](https://github.com/shardcache/shardcache/blob/main/docs/DESIGN.md) has the sweep this rule comes from: with one lock
 /// word per shard, the chance that two threads meet on one falls with the
 /// shard count, and past a few dozen shards per core the extra locks only
 /// cost memory.
@@ -27,7 +27,7 @@ pub(crate) fn default_shards() -> usize {
 /// The fewest entries a bounded cache's default shard count leaves each
 /// shard: S3-FIFO's small queue is a tenth of a shard, and a shard much
 /// smaller than this splits the capacity so finely that an unlucky shard
-/// evicts while others have room (`docs/DESIGN.md` has the measurements).
+/// evicts while others have room ([docs/DESIGN.md](https://github.com/shardcache/shardcache/blob/main/docs/DESIGN.md) has the measurements).
 pub(crate) const MIN_SHARD_CAPACITY: u64 = 256;
 
 /// The default shard count of a bounded cache: the unbounded default, or
@@ -102,7 +102,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ///
     /// More shards mean fewer threads meeting on one lock, at a cost of one
     /// cache line (128 bytes) plus an empty table per shard. The default
-    /// depends on the machine's cores; see `docs/DESIGN.md`. A bounded
+    /// depends on the machine's cores; see [docs/DESIGN.md](https://github.com/shardcache/shardcache/blob/main/docs/DESIGN.md). A bounded
     /// cache defaults to fewer, so that each shard holds at least 256
     /// units of [`max_capacity`](Self::max_capacity); setting `shards`
     /// overrides that too.
@@ -132,7 +132,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// this is an entry count) is at most `max`. Unset, the default, the
     /// cache never evicts.
     ///
-    /// Eviction is S3-FIFO (`docs/DESIGN.md`): new keys pass through a small
+    /// Eviction is S3-FIFO ([docs/DESIGN.md](https://github.com/shardcache/shardcache/blob/main/docs/DESIGN.md)): new keys pass through a small
     /// FIFO and stay only if read again, so a scan of one-time keys does not
     /// flush the keys that are read often. A hit costs at most a relaxed
     /// store to the entry's own frequency counter. Expired entries are
@@ -293,7 +293,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
 
     /// Whether to count hits, misses, inserts, removals and expirations for
     /// [`Cache::stats`]. Off by default: counting hits costs every `get` an
-    /// atomic increment (see `docs/DESIGN.md` for the measured cost).
+    /// atomic increment (see [docs/DESIGN.md](https://github.com/shardcache/shardcache/blob/main/docs/DESIGN.md) for the measured cost).
     ///
     /// ```
     /// use shardcache::Cache;

@@ -24,7 +24,7 @@
 //! each other down. A `get` takes one read lock, clones the value out, and
 //! releases the lock; no guard ever escapes to your code, so you cannot
 //! deadlock by holding one. Writes are exclusive per shard. See
-//! `docs/DESIGN.md` for the numbers behind each choice.
+//! [docs/DESIGN.md](https://github.com/shardcache/shardcache/blob/main/docs/DESIGN.md) for the numbers behind each choice.
 //!
 //! ## Expiry
 //!
@@ -42,7 +42,7 @@
 //! (an entry count, or any weight a [`CacheBuilder::weigher`] defines).
 //! A bounded cache evicts with an S3-FIFO-based policy in each shard: a hit
 //! costs at most a relaxed store to the entry's own counter, all eviction
-//! work happens in `insert`, and `docs/HITRATIO.md` measures its hit ratio
+//! work happens in `insert`, and [docs/HITRATIO.md](https://github.com/shardcache/shardcache/blob/main/docs/HITRATIO.md) measures its hit ratio
 //! against moka, quick_cache and the optimal policy.
 //!
 //! ## Loading and listening

@@ -10,7 +10,7 @@ use crate::sync::{thread_number, AtomicU64, Ordering};
 /// A snapshot of a cache's counters, summed over its shards.
 ///
 /// Counting is off by default: the read counters would add an atomic
-/// increment to every `get` (measured in `docs/DESIGN.md`). Turn it on with
+/// increment to every `get` (measured in [docs/DESIGN.md](https://github.com/shardcache/shardcache/blob/main/docs/DESIGN.md)). Turn it on with
 /// [`CacheBuilder::record_stats`](crate::CacheBuilder::record_stats);
 /// without it every field is zero.
 ///
