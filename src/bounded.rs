@@ -67,7 +67,7 @@ use crate::clock::{is_expired, NEVER};
 use crate::ghost::Ghost;
 use crate::listener::{Departures, RemovalCause};
 use crate::loading::Loading;
-use crate::shard::{Lookup, Removed, WriteCounts};
+use crate::shard::{table_with_capacity, too_large, Lookup, Removed, WriteCounts};
 use crate::sketch::Sketch;
 use crate::sync::{AtomicU8, Ordering};
 
@@ -168,9 +168,13 @@ impl<K, V> BoundedShard<K, V> {
             usize::MAX
         };
         let reserve = reserve.min(most_entries);
+        let mut nodes = Vec::new();
+        if let Err(error) = nodes.try_reserve_exact(reserve) {
+            too_large(reserve, &error);
+        }
         Self {
-            table: HashTable::with_capacity(reserve),
-            nodes: Vec::with_capacity(reserve),
+            table: table_with_capacity(reserve),
+            nodes,
             deadlines: Vec::new(),
             small: List::default(),
             main: List::default(),

@@ -232,7 +232,13 @@ impl<K, V, S> CacheBuilder<K, V, S> {
 
     /// Room for `n` entries without growing, spread evenly over the shards
     /// (in the table for entries with a TTL if a default TTL is set, else
-    /// in the one for entries without).
+    /// in the one for entries without). A bounded cache reserves at most its
+    /// capacity.
+    ///
+    /// # Panics
+    ///
+    /// [`build`](Self::build) panics with a clear message, instead of the
+    /// process aborting, if the room cannot be allocated.
     ///
     /// ```
     /// use shardcache::Cache;

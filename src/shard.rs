@@ -12,6 +12,7 @@
 //! 16 bytes, not 24), no clock read, and a lookup that probes one table.
 
 use std::borrow::Borrow;
+use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
@@ -61,6 +62,27 @@ pub(crate) struct WriteCounts {
     pub(crate) evictions: u64,
 }
 
+/// An empty table with room for `capacity` entries. Panics with a clear
+/// message, rather than aborting the process, when the room cannot be
+/// allocated (an `initial_capacity` of `1 << 40`, say).
+pub(crate) fn table_with_capacity<T>(capacity: usize) -> HashTable<T> {
+    let mut table = HashTable::new();
+    // The table is empty: nothing is rehashed, so the hasher is never called.
+    if let Err(error) = table.try_reserve(capacity, |_: &T| 0) {
+        too_large(capacity, &error);
+    }
+    table
+}
+
+/// The panic of an `initial_capacity` that cannot be allocated.
+#[cold]
+pub(crate) fn too_large(capacity: usize, error: &dyn fmt::Debug) -> ! {
+    panic!(
+        "shardcache: initial_capacity asks for room for {capacity} entries per shard, \
+         which cannot be allocated ({error:?}); use a smaller initial_capacity"
+    )
+}
+
 /// Two hash tables of entries, addressed by a precomputed hash.
 #[derive(Debug)]
 pub(crate) struct Shard<K, V> {
@@ -85,9 +107,9 @@ impl<K, V> Shard<K, V> {
     /// default TTL), else `lasting`.
     pub(crate) fn with_capacity(capacity: usize, expiring: bool) -> Self {
         let (lasting, expiring) = if expiring {
-            (HashTable::new(), HashTable::with_capacity(capacity))
+            (HashTable::new(), table_with_capacity(capacity))
         } else {
-            (HashTable::with_capacity(capacity), HashTable::new())
+            (table_with_capacity(capacity), HashTable::new())
         };
         Self {
             lasting,
@@ -488,6 +510,12 @@ mod tests {
         assert!(plain.lasting.capacity() >= 100 && plain.expiring.capacity() == 0);
         let ttl: Shard<u8, u8> = Shard::with_capacity(100, true);
         assert!(ttl.expiring.capacity() >= 100 && ttl.lasting.capacity() == 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "initial_capacity asks for room for 1099511627776 entries")]
+    fn an_impossible_capacity_panics_instead_of_aborting() {
+        let _: Shard<u64, u64> = Shard::with_capacity(1 << 40, false);
     }
 
     #[test]
