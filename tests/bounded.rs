@@ -345,9 +345,3 @@ fn an_identity_hasher_spreads_sequential_keys_over_every_shard() {
     }
     assert!(cache.weighted_size() <= 16 * 1024);
 }
-
-#[test]
-#[should_panic(expected = "initial_capacity asks for room for")]
-fn an_impossible_initial_capacity_panics_with_a_clear_message() {
-    let _: Cache<u64, u64> = Cache::builder().initial_capacity(1 << 40).shards(1).build();
-}
