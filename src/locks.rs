@@ -12,7 +12,8 @@
 //!
 //! # The layout
 //!
-//! Each thread gets a stripe (`thread_number() % stripes`). A reader of
+//! Each thread reads in the stripe of the CPU it runs on
+//! (`reader_stripe() % stripes`, see `sync.rs`). A reader of
 //! shard `i` counts itself in `readers[stripe][i]`; the counters of one
 //! stripe are packed in cache lines of their own, so a reader writes only
 //! lines that its stripe owns. The shard's own line holds a `writing` flag,
@@ -69,7 +70,7 @@ use std::ops::{Deref, DerefMut};
 use crossbeam_utils::CachePadded;
 
 use crate::sync::{
-    thread_number, AtomicBool, AtomicUsize, ConstPtr, MutPtr, Mutex, MutexGuard, Ordering, Spin,
+    reader_stripe, AtomicBool, AtomicUsize, ConstPtr, MutPtr, Mutex, MutexGuard, Ordering, Spin,
     UnsafeCell,
 };
 
@@ -157,7 +158,7 @@ impl<T> ShardLocks<T> {
     #[inline]
     pub(crate) fn read(&self, index: usize) -> ReadGuard<'_, T> {
         let slot = &self.slots[index];
-        let counter = self.counter(thread_number() & self.stripe_mask, index);
+        let counter = self.counter(reader_stripe() & self.stripe_mask, index);
         loop {
             counter.fetch_add(1, Ordering::Acquire);
             if !slot.writing.load(Ordering::Acquire) {

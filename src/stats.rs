@@ -5,7 +5,7 @@ use std::ops::AddAssign;
 use crate::shard::WriteCounts;
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{thread_number, AtomicU64, Ordering};
+use crate::sync::{reader_stripe, AtomicU64, Ordering};
 
 /// A snapshot of a cache's counters, summed over its shards.
 ///
@@ -101,7 +101,7 @@ impl ReadCounters {
 
     #[inline]
     pub(crate) fn record(&self, hit: bool) {
-        let stripe = &self.stripes[thread_number() & (self.stripes.len() - 1)];
+        let stripe = &self.stripes[reader_stripe() & (self.stripes.len() - 1)];
         stripe[usize::from(hit)].fetch_add(1, Ordering::Relaxed);
     }
 

@@ -55,6 +55,56 @@ mod imp {
             .unwrap_or(0)
     }
 
+    /// Which reader stripe the calling thread counts in: the CPU it runs
+    /// on, so that threads running at the same time on different CPUs use
+    /// different stripes whatever order they were created in (with thread
+    /// numbers, two readers of the same parity shared a line: 0.34-0.40x of
+    /// two on different stripes, `docs/DESIGN.md`).
+    ///
+    /// Asking the kernel costs about 6 ns here (`sched_getcpu` through the
+    /// vDSO), a third of a `get`, so the answer is kept per thread and asked
+    /// again every [`STRIPE_REFRESH`] calls: a thread that migrates shares a
+    /// stripe for at most that many reads. Off Linux (and under Miri) it is
+    /// the thread number.
+    #[inline]
+    pub(crate) fn reader_stripe() -> usize {
+        thread_local!(static CACHED: Cell<(usize, u32)> = const { Cell::new((0, 0)) });
+        CACHED
+            .try_with(|cached| {
+                let (stripe, left) = cached.get();
+                if left > 0 {
+                    cached.set((stripe, left - 1));
+                    return stripe;
+                }
+                let stripe = current_cpu().unwrap_or_else(thread_number);
+                cached.set((stripe, STRIPE_REFRESH - 1));
+                stripe
+            })
+            .unwrap_or_else(|_| thread_number())
+    }
+
+    /// Reads between two asks of the CPU in [`reader_stripe`].
+    const STRIPE_REFRESH: u32 = 64;
+
+    /// The CPU the calling thread runs on, if the platform says.
+    #[cfg(all(target_os = "linux", not(miri)))]
+    fn current_cpu() -> Option<usize> {
+        extern "C" {
+            fn sched_getcpu() -> std::ffi::c_int;
+        }
+        // SAFETY: `sched_getcpu` (glibc and musl, through the vDSO) takes no
+        // arguments, reads no memory of ours and may be called from any
+        // thread at any time; it returns -1 on failure, handled below.
+        let cpu = unsafe { sched_getcpu() };
+        usize::try_from(cpu).ok()
+    }
+
+    /// The CPU the calling thread runs on, if the platform says.
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    fn current_cpu() -> Option<usize> {
+        None
+    }
+
     /// Waits politely in a spin loop: spins briefly, then yields the CPU.
     #[derive(Debug, Default)]
     pub(crate) struct Spin(crossbeam_utils::Backoff);
@@ -208,6 +258,12 @@ mod imp {
             .trim_end_matches(')')
             .parse()
             .expect("loom's ThreadId prints as ThreadId(n)")
+    }
+
+    /// Under loom, the thread's number: every run of a model stripes its
+    /// threads alike.
+    pub(crate) fn reader_stripe() -> usize {
+        thread_number()
     }
 
     /// loom must be told when a thread spins, so it schedules another.
