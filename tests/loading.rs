@@ -23,7 +23,8 @@ fn let_them_arrive(arrived: &AtomicUsize, n: usize) {
         thread::yield_now();
     }
     let settle = Instant::now();
-    while settle.elapsed() < Duration::from_millis(20) {
+    let pause = Duration::from_millis(if cfg!(miri) { 1 } else { 20 });
+    while settle.elapsed() < pause {
         thread::yield_now();
     }
 }
