@@ -750,7 +750,10 @@ mod tests {
             || now,
             &mut out,
         );
-        s.check();
+        // Miri runs every check ~1000x slower: there, one insert in 16.
+        if !cfg!(miri) || s.counts.inserts % 16 == 0 {
+            s.check();
+        }
         out.into_iter().map(|(k, v, _)| (k, v)).collect()
     }
 
@@ -1069,7 +1072,7 @@ mod tests {
             state
         };
         let mut now = 0;
-        for _ in 0..if cfg!(miri) { 500 } else { 20_000 } {
+        for _ in 0..if cfg!(miri) { 150 } else { 20_000 } {
             let r = next();
             let key = (r % 200) as u32;
             match (r >> 32) % 8 {
