@@ -1,0 +1,412 @@
+//! loom models of single-flight loading (`src/loading.rs`):
+//! `get_or_insert_with` and `try_get_or_insert_with` racing each other and
+//! the writers that supersede a load.
+//!
+//! Run them as the other models (`tests/models.rs`), with the library on
+//! loom's locks, atomics and threads:
+//!
+//! ```text
+//! cd loom-tests
+//! RUSTFLAGS="--cfg shardcache_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test loading
+//! ```
+//!
+//! The same rules as there: every model lists the outcomes it allows, each
+//! execution asserts its outcome is one of them, and after all executions
+//! the model asserts every allowed outcome was reached. Racing operations
+//! run on spawned threads; the model's own thread sets up, joins and checks.
+//! One shard and a fixed hasher. See `docs/TESTING.md`.
+//!
+//! The outcomes use the cache's counters to tell the paths apart: a
+//! `get_or_insert_with` counts a miss for each look that finds nothing
+//! before it joins or leads a load (one, or two for a caller that waited for
+//! a load that was abandoned), none for the look under the write lock that
+//! decides; a hit only when its first look finds the value. `inserts`
+//! counts a loaded value that was stored, and not one an insert, `remove`
+//! or `clear` superseded.
+//!
+//! No model lets a loader panic: under loom 0.7 a caught panic that unwinds
+//! through loom's locks poisons them for the other threads (its threads
+//! share one OS thread's panic count), which aborts the run. A loader that
+//! returns `Err` is abandoned by the same `Lead` guard (`docs/TESTING.md`).
+#![cfg(shardcache_loom)]
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+use shardcache::{Cache, ManualClock};
+
+/// A fixed hasher, so every execution places keys identically.
+type Hasher = ahash::RandomState;
+
+type TestCache = Cache<u32, u32, Hasher>;
+
+const KEY: u32 = 7;
+
+/// An empty cache: one shard (so every key meets on one lock), the fixed
+/// hasher, a manual clock (never advanced: no entry expires), stats on, no
+/// janitor, no default TTL.
+fn empty_cache() -> Arc<TestCache> {
+    Arc::new(
+        Cache::builder()
+            .shards(1)
+            .record_stats(true)
+            .clock(ManualClock::new())
+            .hasher(Hasher::with_seeds(1, 2, 3, 4))
+            .build(),
+    )
+}
+
+/// Runs `f(cache)` on a new loom thread with its own handle to `cache`.
+fn spawn<T, F>(cache: &Arc<TestCache>, f: F) -> thread::JoinHandle<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&TestCache) -> T + Send + 'static,
+{
+    let cache = Arc::clone(cache);
+    thread::spawn(move || f(&cache))
+}
+
+/// Runs `model` under loom. Every execution's outcome must be in `allowed`,
+/// and every outcome in `allowed` must occur in some execution.
+fn explore<T, F>(allowed: &[T], model: F)
+where
+    T: Ord + Debug + Clone + Send + Sync + 'static,
+    F: Fn() -> T + Send + Sync + 'static,
+{
+    let allowed: BTreeSet<T> = allowed.iter().cloned().collect();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (check, record, count) = (
+        allowed.clone(),
+        std::sync::Arc::clone(&seen),
+        std::sync::Arc::clone(&executions),
+    );
+    loom::model(move || {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let outcome = model();
+        assert!(
+            check.contains(&outcome),
+            "outcome {outcome:?} is not one of the allowed {check:?}"
+        );
+        record.lock().unwrap().insert(outcome);
+    });
+    let seen = seen.lock().unwrap();
+    // Shown with `cargo test -- --nocapture`.
+    println!(
+        "{}: {} executions, outcomes {seen:?}",
+        std::thread::current().name().unwrap_or("model"),
+        executions.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert_eq!(
+        *seen, allowed,
+        "some allowed outcome was never reached: the model explores less than it claims"
+    );
+}
+
+/// Counts a loader's runs, and fails if two loaders of the key ever run at
+/// once. The two atomic operations around a run are switch points, so loom
+/// interleaves other threads while a loader runs.
+#[derive(Clone, Default)]
+struct Loaders {
+    /// Loaders running now.
+    running: Arc<AtomicUsize>,
+    /// Loaders started, ever.
+    runs: Arc<AtomicUsize>,
+}
+
+impl Loaders {
+    /// Runs `load` as a loader: counted, and alone.
+    fn run<T>(&self, load: impl FnOnce() -> T) -> T {
+        let before = self.running.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(before, 0, "two loaders of one key ran at once");
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let loaded = load();
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        loaded
+    }
+
+    /// Other loaders of the same key: counted apart, but never running at
+    /// once with these.
+    fn sibling(&self) -> Self {
+        Self {
+            running: Arc::clone(&self.running),
+            runs: Arc::default(),
+        }
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+}
+
+/// Model L1. Two `get_or_insert_with` of one key on an empty cache, loading
+/// 1 and 2. One loader runs; both callers get its value, and it is stored.
+///
+/// Outcome: (first caller's value, second's, misses), `v` being 1 or 2,
+/// whichever caller led.
+/// - `(v, v, 2)`: both missed their first look; the other caller then waited
+///   for the load, or found the value under the write lock. The outcome does
+///   not tell these two apart; a mutation that breaks the waiting path fails
+///   this model (`docs/TESTING.md`), so it is reached.
+/// - `(v, v, 1)`: the leader stored `v` before the other's first look, which
+///   hit.
+#[test]
+fn l1_two_loaders_of_one_key() {
+    explore(&[(1, 1, 1), (1, 1, 2), (2, 2, 1), (2, 2, 2)], || {
+        let cache = empty_cache();
+        let loaders = Loaders::default();
+        let callers: Vec<_> = [1, 2]
+            .into_iter()
+            .map(|value| {
+                let loaders = loaders.clone();
+                spawn(&cache, move |cache| {
+                    cache.get_or_insert_with(KEY, || loaders.run(|| value))
+                })
+            })
+            .collect();
+        let got: Vec<u32> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+        assert_eq!(got[0], got[1], "the callers got different values");
+        assert_eq!(loaders.runs(), 1, "not exactly one loader ran");
+        let stats = cache.stats();
+        assert_eq!(stats.inserts, 1, "the loaded value was not stored once");
+        assert_eq!(
+            cache.get(&KEY),
+            Some(got[0]),
+            "the loaded value is not cached"
+        );
+        assert_eq!(cache.len(), 1);
+        (got[0], got[1], stats.misses)
+    });
+}
+
+/// A loader's error.
+#[derive(Debug)]
+struct Failed;
+
+/// Model L2. One caller's loader fails (`try_get_or_insert_with` returning
+/// `Err`), another caller loads 2. The failed load is abandoned (by the
+/// same `Lead` guard's `drop` that abandons a panicking one, see
+/// `docs/TESTING.md` for why the model does not panic) and never blocks the
+/// other: it ends with 2 stored, having run its own loader once. No thread
+/// hangs (loom fails a model whose threads all block).
+///
+/// Outcome: (what the failing caller got, `None` for its error; misses).
+/// - `(None, 2)`: the failing caller led; the other led after it (its join
+///   came after the abandon).
+/// - `(None, 3)`: the other waited for the failing load, saw it abandoned,
+///   missed again and led with its own loader.
+/// - `(Some(2), 1)`: the other stored 2 first; the first look hit, the
+///   failing loader never ran.
+/// - `(Some(2), 2)`: the other was loading or had just stored 2; the first
+///   caller waited for it or found it under the write lock.
+#[test]
+fn l2_loader_fails_while_another_waits() {
+    explore(&[(None, 2), (None, 3), (Some(2), 1), (Some(2), 2)], || {
+        let cache = empty_cache();
+        let failing = Loaders::default();
+        let loading = failing.sibling();
+        let first = {
+            let failing = failing.clone();
+            spawn(&cache, move |cache| {
+                cache
+                    .try_get_or_insert_with(KEY, || failing.run(|| Err(Failed)))
+                    .ok()
+            })
+        };
+        let other = {
+            let loading = loading.clone();
+            spawn(&cache, move |cache| {
+                cache.get_or_insert_with(KEY, || loading.run(|| 2))
+            })
+        };
+        let first = first.join().unwrap();
+        assert_eq!(other.join().unwrap(), 2);
+        assert_eq!(loading.runs(), 1, "the other loader did not run once");
+        assert_eq!(
+            failing.runs(),
+            usize::from(first.is_none()),
+            "the failing loader ran without failing its caller"
+        );
+        let stats = cache.stats();
+        assert_eq!(cache.get(&KEY), Some(2), "the loaded value is not cached");
+        assert_eq!(cache.len(), 1);
+        (first, stats.misses)
+    });
+}
+
+/// Model L3. `get_or_insert_with(KEY, || 1)` races `insert(KEY, 2)`. The
+/// insert always wins: the cache ends with 2.
+///
+/// Outcome: (what the loading caller got, inserts, misses).
+/// - `(2, 1, 0)`: the insert came before the first look, which hit.
+/// - `(2, 1, 1)`: it came between the first look and the join, which found
+///   2 under the write lock; no loader ran.
+/// - `(1, 1, 1)`: it came while the loader ran: the flight was superseded,
+///   the caller got 1, and 1 was not stored.
+/// - `(1, 2, 1)`: it came after the loaded 1 was stored, and replaced it.
+#[test]
+fn l3_insert_races_load() {
+    explore(&[(2, 1, 0), (2, 1, 1), (1, 1, 1), (1, 2, 1)], || {
+        let cache = empty_cache();
+        let loaders = Loaders::default();
+        let loading = {
+            let loaders = loaders.clone();
+            spawn(&cache, move |cache| {
+                cache.get_or_insert_with(KEY, || loaders.run(|| 1))
+            })
+        };
+        let writer = spawn(&cache, |cache| cache.insert(KEY, 2));
+        let got = loading.join().unwrap();
+        writer.join().unwrap();
+        assert_eq!(loaders.runs(), usize::from(got == 1));
+        let stats = cache.stats();
+        assert_eq!(cache.get(&KEY), Some(2), "the inserted value was lost");
+        assert_eq!(cache.len(), 1);
+        (got, stats.inserts, stats.misses)
+    });
+}
+
+/// Model L4. `get_or_insert_with(KEY, || 1)` races `remove(KEY)`. The
+/// loading caller always gets 1, from its own loader; whether 1 stays
+/// depends on when the remove came.
+///
+/// Outcome: (what `remove` returned, what is cached after, inserts).
+/// - `(None, Some(1), 1)`: the remove came before the join (found nothing,
+///   and no flight to supersede); the loaded 1 was stored.
+/// - `(None, None, 0)`: it came while the loader ran: the flight was
+///   superseded, so 1 was not stored (a remove of a key being loaded wins,
+///   even though it found no entry).
+/// - `(Some(1), None, 1)`: it came after 1 was stored, and removed it.
+#[test]
+fn l4_remove_races_load() {
+    explore(
+        &[(None, Some(1), 1), (None, None, 0), (Some(1), None, 1)],
+        || {
+            let cache = empty_cache();
+            let loaders = Loaders::default();
+            let loading = {
+                let loaders = loaders.clone();
+                spawn(&cache, move |cache| {
+                    cache.get_or_insert_with(KEY, || loaders.run(|| 1))
+                })
+            };
+            let remover = spawn(&cache, |cache| cache.remove(&KEY));
+            assert_eq!(loading.join().unwrap(), 1);
+            let removed = remover.join().unwrap();
+            assert_eq!(loaders.runs(), 1);
+            let stats = cache.stats();
+            let after = cache.get(&KEY);
+            assert_eq!(cache.len(), usize::from(after.is_some()));
+            (removed, after, stats.inserts)
+        },
+    );
+}
+
+/// Model L5. `get_or_insert_with(KEY, || 1)` races `clear()`, which
+/// supersedes every flight of the shard.
+///
+/// Outcome: (what is cached after, inserts).
+/// - `(Some(1), 1)`: `clear` came before the join; 1 was stored.
+/// - `(None, 0)`: it came while the loader ran; 1 was not stored.
+/// - `(None, 1)`: it came after 1 was stored, and cleared it.
+#[test]
+fn l5_clear_races_load() {
+    explore(&[(Some(1), 1), (None, 0), (None, 1)], || {
+        let cache = empty_cache();
+        let loaders = Loaders::default();
+        let loading = {
+            let loaders = loaders.clone();
+            spawn(&cache, move |cache| {
+                cache.get_or_insert_with(KEY, || loaders.run(|| 1))
+            })
+        };
+        let clearer = spawn(&cache, |cache| cache.clear());
+        assert_eq!(loading.join().unwrap(), 1);
+        clearer.join().unwrap();
+        assert_eq!(loaders.runs(), 1);
+        let stats = cache.stats();
+        let after = cache.get(&KEY);
+        assert_eq!(cache.len(), usize::from(after.is_some()));
+        (after, stats.inserts)
+    });
+}
+
+/// Model L6. Two `try_get_or_insert_with` of one key whose loaders both
+/// fail, with errors 1 and 2. Each caller gets its own error from its own
+/// loader, the loaders never run at once (a failing backend sees one call
+/// per key at a time), and nothing is stored.
+///
+/// Outcome: misses.
+/// - `2`: each led in turn (the second joined after the first abandoned).
+/// - `3`: one waited for the other's load, saw it abandoned, missed again
+///   and led.
+#[test]
+fn l6_two_failing_loaders() {
+    explore(&[2, 3], || {
+        let cache = empty_cache();
+        let loaders = Loaders::default();
+        let callers: Vec<_> = [1, 2]
+            .into_iter()
+            .map(|error| {
+                let loaders = loaders.clone();
+                spawn(&cache, move |cache| {
+                    cache.try_get_or_insert_with(KEY, || loaders.run(|| Err::<u32, _>(error)))
+                })
+            })
+            .collect();
+        let got: Vec<_> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+        assert_eq!(got, [Err(1), Err(2)], "a caller did not get its own error");
+        assert_eq!(loaders.runs(), 2);
+        let stats = cache.stats();
+        assert_eq!((stats.inserts, cache.len()), (0, 0), "a failed load stored");
+        stats.misses
+    });
+}
+
+/// Model L7. A `get` races `get_or_insert_with(KEY, || 1)`, whose loader
+/// raises a flag (release) when it starts; the reader reads the flag
+/// (acquire) before its `get`. A `get` never waits for a load: one that
+/// comes after the loader started and before the value was stored returns
+/// `None` at once.
+///
+/// Outcome: (the reader saw the flag, its `get`). Every combination:
+/// `(true, None)` is the `get` during the load; `(false, Some(1))` read the
+/// flag before the loader started and looked after the value was stored.
+#[test]
+fn l7_get_during_load_misses() {
+    explore(
+        &[
+            (false, None),
+            (false, Some(1)),
+            (true, None),
+            (true, Some(1)),
+        ],
+        || {
+            let cache = empty_cache();
+            let started = Arc::new(AtomicBool::new(false));
+            let loading = {
+                let started = Arc::clone(&started);
+                spawn(&cache, move |cache| {
+                    cache.get_or_insert_with(KEY, || {
+                        started.store(true, Ordering::Release);
+                        1
+                    })
+                })
+            };
+            let reader = {
+                let started = Arc::clone(&started);
+                spawn(&cache, move |cache| {
+                    let during = started.load(Ordering::Acquire);
+                    (during, cache.get(&KEY))
+                })
+            };
+            assert_eq!(loading.join().unwrap(), 1);
+            let seen = reader.join().unwrap();
+            assert_eq!(cache.get(&KEY), Some(1));
+            seen
+        },
+    );
+}
