@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes shardcache against the model in tests/model/mod.rs: each cargo-fuzz
-# target in fuzz/ runs for FUZZ_SECONDS (default 60) from the committed seed
+# target in fuzz/ (ops, ops_single_lock, ops_bounded) runs for FUZZ_SECONDS
+# (default 60, so about 3 minutes of fuzzing in all) from the committed seed
 # corpus. A divergence from the model, a panic or a hang (>10 s on one
 # input) fails the script; cargo-fuzz prints the input and how to replay it.
 # Installs the nightly toolchain and cargo-fuzz if they are missing.
@@ -8,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-60}"
-targets=(ops ops_single_lock)
+targets=(ops ops_single_lock ops_bounded)
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     rustup toolchain install nightly --profile minimal

@@ -1,12 +1,15 @@
 //! The model check on stable: random op sequences (proptest) and the
 //! committed fuzz seed corpus, applied to `Cache` and to `SingleLockCache`
 //! and compared op by op with the model in `tests/model/mod.rs`, the same
-//! model and applier the fuzz targets in `fuzz/` use.
+//! model and applier the fuzz targets in `fuzz/` use; and the same for
+//! bounded caches (`check_bounded`, the `ops_bounded` fuzz target).
 
 mod common;
 mod model;
 
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -15,7 +18,10 @@ use shardcache::baseline::SingleLockCache;
 use shardcache::{Cache, CacheBuilder, Stats};
 
 use common::CacheApi;
-use model::{Input, Key, Model, Op, Shards, Step, Ttl, Value};
+use model::{
+    BoundedApi, BoundedInput, Capacity, Input, Key, Model, Op, Shards, Step, Tracked, Ttl, Value,
+    Weights, BOUNDED_HEADER_BYTES,
+};
 
 /// Bytes per op in the proptest strategy: enough for the largest `Op`
 /// (`InsertWithTtl` with a `Secs` TTL takes 15).
@@ -74,6 +80,73 @@ fn inputs() -> impl Strategy<Value = Input> {
         .prop_map(|(header, ops)| decode(&header, &ops))
 }
 
+/// Decodes a `BoundedInput`: its own header (capacity, weights, hasher
+/// seed), then an `Input` as [`decode`] does.
+fn decode_bounded(header: &[u8], ops: &[Vec<u8>]) -> BoundedInput {
+    let (own, rest) = header.split_at(BOUNDED_HEADER_BYTES);
+    let mut u = Unstructured::new(own);
+    BoundedInput {
+        capacity: Capacity::arbitrary(&mut u).expect("header decodes"),
+        weights: Weights::arbitrary(&mut u).expect("header decodes"),
+        seed: u8::arbitrary(&mut u).expect("header decodes"),
+        input: decode(rest, ops),
+    }
+}
+
+fn bounded_inputs() -> impl Strategy<Value = BoundedInput> {
+    (
+        proptest::collection::vec(any::<u8>(), BOUNDED_HEADER_BYTES + HEADER_BYTES),
+        proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), OP_BYTES),
+            0..max_ops(),
+        ),
+    )
+        .prop_map(|(header, ops)| decode_bounded(&header, &ops))
+}
+
+/// A TTL of `ttl`'s nanoseconds, at most 15: every deadline is near.
+fn near(ttl: Ttl) -> Ttl {
+    match ttl {
+        Ttl::Zero => Ttl::Zero,
+        Ttl::Nanos(n) | Ttl::BelowU64Max(n) => Ttl::Nanos(n % 16),
+        Ttl::Millis(n) => Ttl::Nanos((n % 16) as u8),
+        Ttl::Secs(n) | Ttl::AboveU64Max(n) => Ttl::Nanos((n % 16) as u8),
+        Ttl::U64Max | Ttl::Max => Ttl::Nanos(15),
+    }
+}
+
+/// Bounded inputs focused on eviction meeting expiry: one shard of
+/// capacity 1 to 8, every TTL at most 15 ns and every clock step at most
+/// 7 ns (but `Max`), so full queues keep holding entries that have just
+/// expired; and inserts in place of the ops that empty the cache
+/// wholesale (`Clear`, `RemoveExpired`) or check nothing `check_bounded`
+/// does not check after every op (`Len`, `IsEmpty`).
+fn expiring_bounded_inputs() -> impl Strategy<Value = BoundedInput> {
+    (bounded_inputs(), 1..=8u8, 1..=15u8).prop_map(|(mut bounded, capacity, ttl)| {
+        bounded.capacity = Capacity(capacity);
+        bounded.input.shards = Shards::One;
+        bounded.input.default_ttl = Ttl::Nanos(ttl);
+        for (index, op) in bounded.input.ops.iter_mut().enumerate() {
+            match op {
+                Op::Clear | Op::RemoveExpired | Op::Len | Op::IsEmpty => {
+                    *op = Op::Insert {
+                        key: Key((index * 5 % usize::from(model::KEYS)) as u8),
+                        value: index as Value,
+                    };
+                }
+                Op::InsertWithTtl { ttl, .. } => *ttl = near(*ttl),
+                Op::Advance(Step::Nanos(n) | Step::ToEnd(n)) => {
+                    *op = Op::Advance(Step::Nanos(*n % 8))
+                }
+                Op::Advance(Step::Millis(n)) => *op = Op::Advance(Step::Nanos((*n % 8) as u8)),
+                Op::Advance(Step::Secs(n)) => *op = Op::Advance(Step::Nanos((*n % 8) as u8)),
+                _ => {}
+            }
+        }
+        bounded
+    })
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -85,6 +158,16 @@ proptest! {
     #[test]
     fn single_lock_cache_matches_the_model(input in inputs()) {
         model::check::<SingleLockCache<u8, Value>>(&input);
+    }
+
+    #[test]
+    fn bounded_cache_keeps_its_promises(input in bounded_inputs()) {
+        model::check_bounded::<Cache<u8, Tracked>>(&input);
+    }
+
+    #[test]
+    fn bounded_cache_keeps_its_promises_as_entries_expire(input in expiring_bounded_inputs()) {
+        model::check_bounded::<Cache<u8, Tracked>>(&input);
     }
 }
 
@@ -160,6 +243,140 @@ fn seed_encoding_is_stable() {
             Op::Advance(Step::Nanos(5)),
             Op::Get(Key(1)),
         ]
+    );
+}
+
+/// The header bytes of a `BoundedInput` with this capacity byte, weights
+/// and seed (see `Capacity::bound` for what the byte means).
+fn bounded_header(capacity: u8, weights: Weights, seed: u8) -> Vec<u8> {
+    let variant = [Weights::Unit, Weights::One, Weights::Small, Weights::Wide]
+        .iter()
+        .position(|&w| w == weights)
+        .expect("every variant listed") as u32;
+    // `arbitrary` picks variant `(u32 * 4) >> 32`.
+    let mut header = vec![capacity];
+    header.extend_from_slice(&(variant << 30).to_le_bytes());
+    header.push(seed);
+    assert_eq!(header.len(), BOUNDED_HEADER_BYTES);
+    header
+}
+
+/// The committed seeds of `ops_bounded`.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "reads fuzz/corpus from disk, which Miri's isolation forbids"
+)]
+fn bounded_seed_corpus_replays() {
+    for (name, bytes) in seeds("ops_bounded") {
+        let input = BoundedInput::arbitrary_take_rest(Unstructured::new(&bytes)).expect("decodes");
+        assert!(input.input.ops.len() >= 10, "{name} decodes to too few ops");
+        eprintln!(
+            "replaying {name}: {:?} {:?}, {} ops",
+            input.capacity,
+            input.weights,
+            input.input.ops.len()
+        );
+        model::check_bounded_bytes::<Cache<u8, Tracked>>(&bytes);
+    }
+}
+
+/// The unbounded targets' seeds, behind a bounded header: every capacity
+/// from 0 to 8, a larger one and none, with every weigher.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "reads fuzz/corpus from disk, which Miri's isolation forbids"
+)]
+fn unbounded_seeds_replay_on_bounded_caches() {
+    let weights = [Weights::Unit, Weights::One, Weights::Small, Weights::Wide];
+    for (name, bytes) in seeds("ops") {
+        for capacity in (0..=8).chain([200, 250]) {
+            for (seed, &weights) in weights.iter().enumerate() {
+                let mut data = bounded_header(capacity, weights, seed as u8);
+                data.extend_from_slice(&bytes);
+                let input =
+                    BoundedInput::arbitrary_take_rest(Unstructured::new(&data)).expect("decodes");
+                assert_eq!(
+                    (input.capacity, input.weights),
+                    (Capacity(capacity), weights)
+                );
+                let plain = Input::arbitrary_take_rest(Unstructured::new(&bytes)).expect("decodes");
+                assert_eq!(input.input, plain, "{name}: the header changed the ops");
+                model::check_bounded::<Cache<u8, Tracked>>(&input);
+            }
+        }
+    }
+}
+
+/// How one bounded seed decodes, pinned like `seed_encoding_is_stable`.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "reads fuzz/corpus from disk, which Miri's isolation forbids"
+)]
+fn bounded_seed_encoding_is_stable() {
+    let bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/ops_bounded/seed-hit-survives"),
+    )
+    .expect("seed file");
+    let input = BoundedInput::arbitrary_take_rest(Unstructured::new(&bytes)).expect("decodes");
+    assert_eq!(input.capacity.bound(), Some(3));
+    assert_eq!(input.weights, Weights::Unit);
+    assert_eq!(input.input.shards, Shards::One);
+    assert_eq!(input.input.default_ttl, Ttl::Zero);
+    assert_eq!(
+        input.input.ops[..5],
+        [
+            Op::Insert {
+                key: Key(0),
+                value: 10,
+            },
+            Op::Insert {
+                key: Key(1),
+                value: 11,
+            },
+            Op::Insert {
+                key: Key(2),
+                value: 12,
+            },
+            Op::Get(Key(0)),
+            Op::Insert {
+                key: Key(3),
+                value: 13,
+            },
+        ]
+    );
+}
+
+/// The capacity byte's meaning, and the header encoding the tests use.
+#[test]
+fn capacity_bytes_decode_as_documented() {
+    let bounds: Vec<_> = [0, 8, 9, 17, 179, 180, 203, 204, 239, 240, 255]
+        .map(|byte| Capacity(byte).bound())
+        .into();
+    assert_eq!(
+        bounds,
+        [
+            Some(0),
+            Some(8),
+            Some(0),
+            Some(8),
+            Some(8),
+            Some(9),
+            Some(32),
+            Some(9),
+            Some(20),
+            None,
+            None
+        ]
+    );
+    let mut data = bounded_header(5, Weights::Small, 7);
+    data.push(0);
+    let input = BoundedInput::arbitrary_take_rest(Unstructured::new(&data)).expect("decodes");
+    assert_eq!(
+        (input.capacity.bound(), input.weights, input.seed),
+        (Some(5), Weights::Small, 7)
     );
 }
 
@@ -333,4 +550,229 @@ fn the_check_catches_a_wrong_cache() {
             Op::Len,
         ],
     });
+}
+
+/// Shorthands for the hand-written bounded cases.
+fn put(key: u8, value: Value) -> Op {
+    Op::Insert {
+        key: Key(key),
+        value,
+    }
+}
+
+fn bounded(bound: u8, weights: Weights, shards: Shards, ttl: Ttl, ops: Vec<Op>) -> BoundedInput {
+    BoundedInput {
+        capacity: Capacity(bound),
+        weights,
+        seed: 0,
+        input: Input {
+            shards,
+            default_ttl: ttl,
+            ops,
+        },
+    }
+}
+
+/// Bounded cases worth pinning: each path of the eviction code once.
+#[test]
+fn bounded_regressions() {
+    use Shards::{Many, One, Two};
+    use Weights::{Small, Unit, Wide};
+    let get = |key| Op::Get(Key(key));
+    let cases = [
+        // Capacity 3: a key read before the insert that would evict it
+        // moves to the main queue, and the next one in line goes instead.
+        bounded(
+            3,
+            Unit,
+            One,
+            Ttl::Zero,
+            vec![put(0, 1), put(1, 1), put(2, 1), get(0), put(3, 1), Op::Len],
+        ),
+        // Evicted keys come back (through the ghost) and evict others.
+        bounded(
+            2,
+            Unit,
+            One,
+            Ttl::Zero,
+            vec![
+                put(0, 1),
+                put(1, 2),
+                put(2, 3),
+                put(0, 4),
+                get(1),
+                put(3, 5),
+            ],
+        ),
+        // A replacement heavier than the shard (9 > 4) removes the old
+        // value and is not stored; one that fits evicts others.
+        bounded(
+            4,
+            Wide,
+            One,
+            Ttl::Zero,
+            vec![
+                put(1, 2),
+                put(1, 9),
+                get(1),
+                put(2, 1),
+                put(3, 1),
+                put(2, 3),
+            ],
+        ),
+        // Expired entries are evicted first and count as expirations.
+        bounded(
+            2,
+            Unit,
+            One,
+            Ttl::Nanos(5),
+            vec![
+                put(0, 1),
+                put(1, 1),
+                Op::Advance(Step::Nanos(6)),
+                put(2, 1),
+                put(3, 1),
+            ],
+        ),
+        // Capacity 0: only weightless entries (value % 4 == 0) are stored.
+        bounded(
+            0,
+            Small,
+            One,
+            Ttl::Zero,
+            vec![put(0, 4), put(1, 1), put(2, 8)],
+        ),
+        // 8 over 16 shards: half of them hold one entry, half nothing.
+        bounded(
+            8,
+            Unit,
+            Many,
+            Ttl::Zero,
+            (0..8).map(|k| put(k, 1)).chain([Op::Clear]).collect(),
+        ),
+        // No bound, with a weigher: weights tracked, nothing evicted.
+        bounded(
+            250,
+            Wide,
+            Two,
+            Ttl::Zero,
+            (0..8).map(|k| put(k, 9)).collect(),
+        ),
+    ];
+    for input in &cases {
+        model::check_bounded::<Cache<u8, Tracked>>(input);
+    }
+}
+
+/// A bounded cache with one flaw each, chosen by `FLAW`: the bounded check
+/// must catch every one.
+struct Flawed<const FLAW: u8>(Cache<u8, Tracked>, Mutex<BTreeSet<u8>>);
+
+/// `stats` reports no evictions.
+const HIDES_EVICTIONS: u8 = 0;
+/// An insert under a key inserted before keeps the old value.
+const KEEPS_OLD_VALUE: u8 = 1;
+/// `weighted_size` counts entries, ignoring the weigher.
+const IGNORES_WEIGHTS: u8 = 2;
+
+impl<const FLAW: u8> CacheApi<u8, Tracked> for Flawed<FLAW> {
+    fn build(builder: CacheBuilder<u8, Tracked>) -> Self {
+        Self(builder.build(), Mutex::default())
+    }
+    fn insert(&self, key: u8, value: Tracked) {
+        let again = !self.1.lock().unwrap().insert(key);
+        if FLAW == KEEPS_OLD_VALUE && again {
+            return;
+        }
+        self.0.insert(key, value);
+    }
+    fn insert_with_ttl(&self, key: u8, value: Tracked, ttl: Duration) {
+        self.0.insert_with_ttl(key, value, ttl);
+    }
+    fn get(&self, key: &u8) -> Option<Tracked> {
+        self.0.get(key)
+    }
+    fn contains_key(&self, key: &u8) -> bool {
+        self.0.contains_key(key)
+    }
+    fn remove(&self, key: &u8) -> Option<Tracked> {
+        self.0.remove(key)
+    }
+    fn remove_expired(&self) -> usize {
+        self.0.remove_expired()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    fn clear(&self) {
+        self.0.clear();
+    }
+    fn shard_count(&self) -> usize {
+        self.0.shard_count()
+    }
+    fn stats(&self) -> Stats {
+        let mut stats = self.0.stats();
+        if FLAW == HIDES_EVICTIONS {
+            stats.evictions = 0;
+        }
+        stats
+    }
+    fn close(&self) {
+        self.0.close();
+    }
+}
+
+impl<const FLAW: u8> BoundedApi for Flawed<FLAW> {
+    fn weighted_size(&self) -> u64 {
+        if FLAW == IGNORES_WEIGHTS {
+            self.0.len() as u64
+        } else {
+            self.0.weighted_size()
+        }
+    }
+    fn max_capacity(&self) -> Option<u64> {
+        self.0.max_capacity()
+    }
+}
+
+#[test]
+#[should_panic(expected = "stats differ: op #2 Insert { key: k2, value: 1 }")]
+fn the_bounded_check_catches_uncounted_evictions() {
+    let ops = vec![put(0, 1), put(1, 1), put(2, 1)];
+    model::check_bounded::<Flawed<HIDES_EVICTIONS>>(&bounded(
+        2,
+        Weights::Unit,
+        Shards::One,
+        Ttl::Zero,
+        ops,
+    ));
+}
+
+#[test]
+#[should_panic(expected = "the cache holds k0#1, not the latest value of k0: op #1")]
+fn the_bounded_check_catches_a_replaced_value() {
+    let ops = vec![put(0, 1), put(0, 2)];
+    model::check_bounded::<Flawed<KEEPS_OLD_VALUE>>(&bounded(
+        4,
+        Weights::Unit,
+        Shards::One,
+        Ttl::Zero,
+        ops,
+    ));
+}
+
+#[test]
+#[should_panic(expected = "weighted_size differs: op #0")]
+fn the_bounded_check_catches_a_wrong_weight() {
+    let ops = vec![put(0, 5)];
+    model::check_bounded::<Flawed<IGNORES_WEIGHTS>>(&bounded(
+        8,
+        Weights::Wide,
+        Shards::One,
+        Ttl::Zero,
+        ops,
+    ));
 }

@@ -418,3 +418,176 @@ fn m6_clock_advance_races_readers() {
         },
     );
 }
+
+/// A value of the bounded models: a number to check, and a [`Counted`]
+/// that catches a value dropped twice or never.
+type Valued = (u32, Counted);
+
+type BoundedCache = Cache<u32, Valued, Hasher>;
+
+/// A bounded cache of `capacity` (unit weights) on the shared `builder`,
+/// holding `key => key` for each of `keys`, inserted in that order, every
+/// value counted in `live`.
+fn bounded_cache(capacity: u64, keys: &[u32], live: &Arc<AtomicUsize>) -> Arc<BoundedCache> {
+    let cache = builder(&ManualClock::new()).max_capacity(capacity).build();
+    for &key in keys {
+        put(&cache, key, live);
+    }
+    Arc::new(cache)
+}
+
+/// Inserts `key => key`, counted in `live`.
+fn put(cache: &BoundedCache, key: u32, live: &Arc<AtomicUsize>) {
+    cache.insert(key, (key, Counted::new(live)));
+}
+
+/// What `key` holds now: its number, or `None`. Panics if the value is not
+/// the one inserted under `key` (the bounded models insert `key => key`).
+fn number(cache: &BoundedCache, key: u32) -> Option<u32> {
+    let got = cache.get(&key).map(|(number, _)| number);
+    assert!(
+        got.is_none_or(|number| number == key),
+        "k{key} holds {got:?}"
+    );
+    got
+}
+
+/// What every bounded model ends with: the bound holds, `len` and
+/// `weighted_size` agree (unit weights), exactly the stored values are
+/// alive, every key holds its own value or nothing, and no value is alive
+/// once the cache is gone. Returns the keys present, in `keys` order
+/// (reading them counts as hits, so this comes after anything that depends
+/// on the policy's state).
+fn check_bounded_end(
+    cache: Arc<BoundedCache>,
+    capacity: u64,
+    keys: &[u32],
+    live: &Arc<AtomicUsize>,
+) -> Vec<u32> {
+    assert!(cache.weighted_size() <= capacity, "over capacity");
+    assert_eq!(cache.len() as u64, cache.weighted_size());
+    assert_eq!(live.load(Ordering::SeqCst), cache.len(), "values leaked");
+    let present: Vec<u32> = keys
+        .iter()
+        .copied()
+        .filter(|&key| number(&cache, key).is_some())
+        .collect();
+    assert_eq!(
+        present.len(),
+        cache.len(),
+        "len counts entries no key finds"
+    );
+    drop(cache);
+    assert_eq!(live.load(Ordering::SeqCst), 0, "values leaked");
+    present
+}
+
+/// Model 7a. A hit races with inserts that evict the entry it reads.
+/// Capacity 1, one shard, `7` stored; one thread reads `7` (under the read
+/// lock: a clone of the value, then a relaxed load and store of the
+/// entry's frequency), the other inserts `8`, then `9`. With capacity 1 the
+/// insert of `8` evicts `7` whether or not it was read (a hit only moves it
+/// to the main queue, which then gives it up), so the read returns `7`'s
+/// own value if it came first and nothing after; never another value, and
+/// never one dropped under it (loom tracks the shard's cell: a read
+/// overlapping the eviction is a causality violation, and [`Counted`]
+/// catches a double drop).
+///
+/// Outcome: (the read's result, evictions, hits, misses). Afterwards only
+/// `9` is stored.
+/// - `(Some(7), 2, 1, 0)`: the read came before the insert of `8`.
+/// - `(None, 2, 0, 1)`: after it.
+#[test]
+fn m7a_hit_races_eviction_of_its_entry() {
+    explore(&[(Some(7), 2, 1, 0), (None, 2, 0, 1)], || {
+        let live = Arc::new(AtomicUsize::new(0));
+        let cache = bounded_cache(1, &[KEY], &live);
+        let reader = spawn(&cache, |cache| number(cache, KEY));
+        let writer = {
+            let live = Arc::clone(&live);
+            spawn(&cache, move |cache| {
+                put(cache, 8, &live);
+                put(cache, 9, &live);
+            })
+        };
+        let got = reader.join().unwrap();
+        writer.join().unwrap();
+        let stats = cache.stats();
+        let outcome = (got, stats.evictions, stats.hits, stats.misses);
+        let present = check_bounded_end(cache, 1, &[KEY, 8, 9], &live);
+        assert_eq!(present, [9]);
+        outcome
+    });
+}
+
+/// Model 7b. A hit decides the victim. Capacity 3, one shard, `7`, `9`
+/// and `10` stored in that order (all in the small queue, `7` oldest); one
+/// thread reads `7`, the other inserts `8`, which must evict one entry.
+/// Eviction looks at the oldest entry, `7`: if the hit's frequency bump
+/// (a relaxed store, under the read lock) is visible, `7` moves to the main
+/// queue and `9` is evicted instead; if not, `7` goes. The write lock
+/// orders the bump: a read that returned the value came before the insert,
+/// so its bump must be seen; one that did not came after the eviction.
+///
+/// Outcome: (the read's result, keys present afterwards).
+/// - `(Some(7), [7, 8, 10])`: the read first, its bump saved `7`.
+/// - `(None, [8, 9, 10])`: the insert first, `7` evicted.
+#[test]
+fn m7b_hit_decides_the_victim() {
+    explore(&[(Some(7), vec![7, 8, 10]), (None, vec![8, 9, 10])], || {
+        let live = Arc::new(AtomicUsize::new(0));
+        let cache = bounded_cache(3, &[KEY, 9, 10], &live);
+        let reader = spawn(&cache, |cache| number(cache, KEY));
+        let writer = {
+            let live = Arc::clone(&live);
+            spawn(&cache, move |cache| put(cache, 8, &live))
+        };
+        let got = reader.join().unwrap();
+        writer.join().unwrap();
+        assert_eq!(cache.stats().evictions, 1, "one entry evicted");
+        (got, check_bounded_end(cache, 3, &[KEY, 8, 9, 10], &live))
+    });
+}
+
+/// Model 8. Two inserts of new keys race in a full shard, each evicting to
+/// make room. Capacity 2, one shard, `7` then `9` stored; one thread
+/// inserts `8`, the other `10`, and each then checks the bound. Whatever
+/// the order, each insert evicts the oldest entry of the small queue, so
+/// `8` and `10` stay; the order shows in the queue, which a later insert
+/// (`11`, after both) reveals: it evicts whichever of `8` and `10` came
+/// first.
+///
+/// Outcome: the one of `8` and `10` that survives the insert of `11`.
+/// - `10`: `8` was inserted first.
+/// - `8`: `10` was inserted first.
+///
+/// Every execution: `weighted_size() <= 2` after each insert and at the
+/// end, `len == weighted_size`, two evictions, every key holds its own
+/// value or nothing, and the evicted values were dropped once each.
+#[test]
+fn m8_inserts_race_eviction_in_one_shard() {
+    explore(&[8, 10], || {
+        let live = Arc::new(AtomicUsize::new(0));
+        let cache = bounded_cache(2, &[KEY, 9], &live);
+        let inserters: Vec<_> = [8, 10]
+            .into_iter()
+            .map(|key| {
+                let live = Arc::clone(&live);
+                spawn(&cache, move |cache| {
+                    put(cache, key, &live);
+                    assert!(cache.weighted_size() <= 2, "over capacity after an insert");
+                })
+            })
+            .collect();
+        for inserter in inserters {
+            inserter.join().unwrap();
+        }
+        assert_eq!(cache.stats().evictions, 2, "one entry evicted per insert");
+        assert_eq!((cache.len(), cache.weighted_size()), (2, 2));
+        put(&cache, 11, &live);
+        let present = check_bounded_end(cache, 2, &[KEY, 8, 9, 10, 11], &live);
+        assert_eq!(present.len(), 2);
+        assert!(present.contains(&11));
+        present[0]
+    });
+}

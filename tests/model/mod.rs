@@ -10,6 +10,14 @@
 //! (through `CacheApi`, with a `ManualClock`) and to [`Model`], and every
 //! result must be equal; at the end the contents must be equal too.
 //!
+//! Bounded caches have their own applier, [`check_bounded`]: the model
+//! cannot predict which entry an insert evicts, so it learns it from the
+//! values the cache still holds (every value is a [`Tracked`] registered
+//! while alive) and checks that every departure is accounted for, that the
+//! bound holds, and that everything else is exactly as the model says. A
+//! [`BoundedInput`] is a capacity, a weigher and a hasher seed in front of
+//! an [`Input`].
+//!
 //! Needs `mod common;` (tests/common/mod.rs) at the root of the including
 //! crate.
 
@@ -17,10 +25,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
-use shardcache::{Cache, Clock, ManualClock};
+use shardcache::{Cache, Clock, ManualClock, Stats};
 
 use crate::common::CacheApi;
 
@@ -252,6 +261,28 @@ impl Model {
         let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         self.now = self.now.saturating_add(by);
     }
+
+    /// The entry under `key`, expired or not: its value and deadline.
+    pub fn entry(&self, key: u8) -> Option<(Value, Option<u64>)> {
+        self.entries.get(&key).copied()
+    }
+
+    /// Every entry, expired ones included, in key order.
+    pub fn entries(&self) -> impl Iterator<Item = (u8, Value, Option<u64>)> + '_ {
+        self.entries
+            .iter()
+            .map(|(&key, &(value, deadline))| (key, value, deadline))
+    }
+
+    /// Whether an entry with this deadline is live now.
+    pub fn live(&self, deadline: Option<u64>) -> bool {
+        self.is_live(deadline)
+    }
+
+    /// Forgets `key`: a bounded cache evicted it.
+    pub fn evict(&mut self, key: u8) {
+        self.entries.remove(&key);
+    }
 }
 
 /// Whether an entry with this deadline is live at `now`.
@@ -356,4 +387,552 @@ pub fn check<C: CacheApi<u8, Value>>(input: &Input) {
         model.len(),
         "final len of live entries differs {end}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Bounded caches
+// ---------------------------------------------------------------------------
+
+/// The bound of the cache under [`check_bounded`], from one byte: mostly 0
+/// to 8 (with [`KEYS`] = 8 keys, so inserts keep evicting), sometimes 9 to
+/// 32, sometimes no bound at all (then a weigher makes the weight-tracking
+/// cache that never evicts, and no weigher the plain unbounded one).
+#[derive(Arbitrary, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity(pub u8);
+
+impl Capacity {
+    /// `max_capacity`, or `None` for no bound.
+    pub fn bound(self) -> Option<u64> {
+        match self.0 {
+            0..=179 => Some(u64::from(self.0 % 9)),
+            180..=239 => Some(9 + u64::from((self.0 - 180) % 24)),
+            240..=255 => None,
+        }
+    }
+}
+
+/// Shows the byte, so a printed input can be pasted into a test, and what
+/// it means: `Capacity(200 /* max 29 */)`.
+impl fmt::Debug for Capacity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.bound() {
+            Some(max) => write!(f, "Capacity({} /* max {max} */)", self.0),
+            None => write!(f, "Capacity({} /* unbounded */)", self.0),
+        }
+    }
+}
+
+/// How much an entry weighs, computed from its value.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Weights {
+    /// No weigher: every entry weighs 1.
+    Unit,
+    /// A weigher that returns 1 (the weigher path, unit weights).
+    One,
+    /// `value % 4`: 0 to 3, so some entries weigh nothing.
+    Small,
+    /// `value % 10`: 0 to 9, some heavier than a shard may hold.
+    Wide,
+}
+
+impl Weights {
+    /// The weight of an entry holding `value`.
+    pub fn of(self, value: Value) -> u32 {
+        match self {
+            Weights::Unit | Weights::One => 1,
+            Weights::Small => u32::from(value % 4),
+            Weights::Wide => u32::from(value % 10),
+        }
+    }
+}
+
+/// One test case for a bounded cache: its capacity, weigher and hasher
+/// seed, in front of an [`Input`] (shards, default TTL, ops). The header
+/// takes the first 6 bytes, so an `ops` seed with a header in front means
+/// the same ops here.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct BoundedInput {
+    pub capacity: Capacity,
+    pub weights: Weights,
+    /// Seeds the hasher, which places keys in shards and in the ghost.
+    pub seed: u8,
+    pub input: Input,
+}
+
+/// Bytes before the [`Input`] in an encoded [`BoundedInput`].
+pub const BOUNDED_HEADER_BYTES: usize = 6;
+
+/// What [`check_bounded`] needs of a cache beyond [`CacheApi`].
+pub trait BoundedApi: CacheApi<u8, Tracked> {
+    fn weighted_size(&self) -> u64;
+    fn max_capacity(&self) -> Option<u64>;
+}
+
+impl BoundedApi for Cache<u8, Tracked> {
+    fn weighted_size(&self) -> u64 {
+        Cache::weighted_size(self)
+    }
+    fn max_capacity(&self) -> Option<u64> {
+        Cache::max_capacity(self)
+    }
+}
+
+/// Every [`Tracked`] value alive, by serial: its key and how many copies.
+#[derive(Debug, Default)]
+pub struct Registry {
+    state: Mutex<RegistryState>,
+}
+
+#[derive(Debug, Default)]
+struct RegistryState {
+    live: BTreeMap<u32, (u8, usize)>,
+    /// Drops of a value with no copy left (a double drop).
+    errors: Vec<String>,
+}
+
+impl Registry {
+    fn state(&self) -> MutexGuard<'_, RegistryState> {
+        // A panic elsewhere must not hide what the registry knows.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the cache holds, from the values alive while the test holds
+    /// none: key to serial. Fails on a double drop, on two copies of one
+    /// value, or on two values of one key.
+    pub fn stored(&self) -> Result<BTreeMap<u8, u32>, String> {
+        let state = self.state();
+        if let Some(error) = state.errors.first() {
+            return Err(error.clone());
+        }
+        let mut stored = BTreeMap::new();
+        for (&serial, &(key, copies)) in &state.live {
+            if copies != 1 {
+                return Err(format!("{copies} copies of k{key}#{serial} alive"));
+            }
+            if let Some(other) = stored.insert(key, serial) {
+                return Err(format!(
+                    "two values of k{key} alive: #{other} and #{serial}"
+                ));
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Values alive, copies included.
+    pub fn alive(&self) -> usize {
+        self.state().live.values().map(|&(_, copies)| copies).sum()
+    }
+}
+
+/// The value type of [`check_bounded`]: the op's `u16`, and the serial of
+/// the insert that made it (unique per check). Every copy is counted in a
+/// [`Registry`] from construction to drop, so the check knows which entries
+/// the cache holds without reading it (a read would count as a hit and
+/// change what the policy evicts).
+pub struct Tracked {
+    key: u8,
+    value: Value,
+    serial: u32,
+    registry: Arc<Registry>,
+}
+
+impl Tracked {
+    pub fn new(registry: &Arc<Registry>, key: u8, value: Value, serial: u32) -> Self {
+        let previous = registry.state().live.insert(serial, (key, 1));
+        assert!(previous.is_none(), "serial {serial} used twice");
+        Self {
+            key,
+            value,
+            serial,
+            registry: Arc::clone(registry),
+        }
+    }
+}
+
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        let mut state = self.registry.state();
+        match state.live.get_mut(&self.serial) {
+            Some((_, copies)) => *copies += 1,
+            None => {
+                let error = format!("k{}#{} cloned after its last drop", self.key, self.serial);
+                state.errors.push(error);
+            }
+        }
+        drop(state);
+        Self {
+            registry: Arc::clone(&self.registry),
+            ..*self
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let mut state = self.registry.state();
+        match state.live.get_mut(&self.serial) {
+            Some((_, copies)) if *copies > 1 => *copies -= 1,
+            Some(_) => {
+                state.live.remove(&self.serial);
+            }
+            None => {
+                let error = format!("k{}#{} dropped twice", self.key, self.serial);
+                state.errors.push(error);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Tracked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "k{}={}#{}", self.key, self.value, self.serial)
+    }
+}
+
+/// Decodes a [`BoundedInput`] from `data` and runs [`check_bounded`] on it.
+pub fn check_bounded_bytes<C: BoundedApi>(data: &[u8]) {
+    let input = BoundedInput::arbitrary_take_rest(Unstructured::new(data))
+        .expect("every byte string decodes to a BoundedInput");
+    check_bounded::<C>(&input);
+}
+
+/// Applies `input` to a fresh bounded `C` and to a [`Model`]; panics on the
+/// first broken promise, naming the op and its index.
+///
+/// The model is exact except for what inserts evict, which it learns after
+/// each insert from the values still alive, so after every op:
+///
+/// - the cache holds exactly the entries the model has, each with the
+///   latest value inserted under its key (never a replaced or removed one);
+/// - `len` is their number, `weighted_size` the sum of their weights, at
+///   most the bound, and every counter of `stats` is what the model counted;
+/// - `get`, `contains_key`, `remove` and `remove_expired` return exactly
+///   what the model says (never an expired value), and nothing but an
+///   insert removes an entry the model did not;
+/// - an entry an insert removed counts once: as an expiration if it was
+///   expired, else as an eviction; the inserted entry itself, if not
+///   stored, as an eviction;
+/// - an insert evicts nothing while everything fits the smallest shard's
+///   share of the bound, an entry heavier than the largest share is not
+///   stored and evicts nothing else, a new entry that fits the smallest
+///   share is stored, and (with one shard, where the model knows the
+///   shard's capacity) an insert stops evicting once it fits.
+///
+/// At the end every key is read, and once the cache is dropped no value is
+/// left alive: nothing leaked and nothing was dropped twice.
+pub fn check_bounded<C: BoundedApi>(bounded: &BoundedInput) {
+    let input = &bounded.input;
+    let clock = ManualClock::new();
+    let default_ttl = input.default_ttl.duration();
+    let bound = bounded.capacity.bound();
+    let weights = bounded.weights;
+    let seed = u64::from(bounded.seed);
+    let mut builder = Cache::builder()
+        .shards(input.shards.count())
+        .default_ttl(default_ttl)
+        .clock(clock.clone())
+        .record_stats(true)
+        .hasher(ahash::RandomState::with_seeds(
+            seed,
+            0x243f_6a88_85a3_08d3,
+            0x1319_8a2e_0370_7344,
+            0xa409_3822_299f_31d0,
+        ));
+    if let Some(max) = bound {
+        builder = builder.max_capacity(max);
+    }
+    if weights != Weights::Unit {
+        builder = builder.weigher(move |_key, value: &Tracked| weights.of(value.value));
+    }
+    let registry = Arc::new(Registry::default());
+    let mut run = BoundedRun {
+        cache: C::build(builder),
+        registry: Arc::clone(&registry),
+        model: Model::new(default_ttl),
+        serials: [0; KEYS as usize],
+        next_serial: 0,
+        stats: Stats::default(),
+        weights,
+        bound,
+        shards: input.shards.count() as u64,
+    };
+    assert_eq!(run.cache.max_capacity(), bound, "max_capacity differs");
+
+    for (index, &op) in input.ops.iter().enumerate() {
+        let now = run.model.now();
+        let at = || format!("op #{index} {op:?} at t={now}ns");
+        run.apply(op, &clock, &at);
+        run.verify(&at);
+    }
+
+    let ops = input.ops.len();
+    let end = || format!("final get after {ops} ops at t={}ns", clock.now_nanos());
+    for key in 0..KEYS {
+        run.apply(Op::Get(Key(key)), &clock, &end);
+    }
+    run.verify(&end);
+    drop(run);
+    assert_eq!(
+        registry.stored().map(|stored| stored.len()),
+        Ok(0),
+        "values left alive after the cache was dropped"
+    );
+    assert_eq!(registry.alive(), 0, "value copies leaked");
+}
+
+/// The state of one [`check_bounded`] run.
+struct BoundedRun<C> {
+    cache: C,
+    registry: Arc<Registry>,
+    model: Model,
+    /// The serial of the latest insert of each key.
+    serials: [u32; KEYS as usize],
+    next_serial: u32,
+    /// What `stats` must report.
+    stats: Stats,
+    weights: Weights,
+    bound: Option<u64>,
+    shards: u64,
+}
+
+impl<C: BoundedApi> BoundedRun<C> {
+    /// The least and the most any shard may hold: the bound split over the
+    /// shards, the first `bound % shards` holding one more.
+    fn shares(&self) -> (u64, u64) {
+        match self.bound {
+            Some(max) => (
+                max / self.shards,
+                max / self.shards + u64::from(max % self.shards != 0),
+            ),
+            None => (u64::MAX, u64::MAX),
+        }
+    }
+
+    /// The model's entries as the registry should show them: key to the
+    /// serial of its latest insert.
+    fn expected(&self) -> BTreeMap<u8, u32> {
+        self.model
+            .entries()
+            .map(|(key, _, _)| (key, self.serials[usize::from(key)]))
+            .collect()
+    }
+
+    /// The weight of the model's entries.
+    fn weight(&self) -> u64 {
+        self.model
+            .entries()
+            .map(|(_, value, _)| u64::from(self.weights.of(value)))
+            .sum()
+    }
+
+    fn apply(&mut self, op: Op, clock: &ManualClock, at: &dyn Fn() -> String) {
+        match op {
+            Op::Insert { key, value } => self.insert(key.0, value, None, at),
+            Op::InsertWithTtl { key, value, ttl } => {
+                self.insert(key.0, value, Some(ttl.duration()), at);
+            }
+            Op::Get(key) => {
+                let len = self.model.len();
+                let want = self.model.get(key.0).map(|v| (v, self.serial(key.0)));
+                let got = self.cache.get(&key.0).map(|t| (t.value, t.serial));
+                assert_eq!(got, want, "get (value, serial) differs: {}", at());
+                self.lookup(len, want.is_some());
+            }
+            Op::ContainsKey(key) => {
+                let len = self.model.len();
+                let want = self.model.contains_key(key.0);
+                let got = self.cache.contains_key(&key.0);
+                assert_eq!(got, want, "contains_key differs: {}", at());
+                self.lookup(len, want);
+            }
+            Op::Remove(key) => {
+                let held = self.model.entry(key.0).is_some();
+                let want = self.model.remove(key.0).map(|v| (v, self.serial(key.0)));
+                let got = self.cache.remove(&key.0).map(|t| (t.value, t.serial));
+                assert_eq!(got, want, "remove (value, serial) differs: {}", at());
+                match (held, want.is_some()) {
+                    (true, true) => self.stats.removals += 1,
+                    (true, false) => self.stats.expirations += 1,
+                    (false, _) => {}
+                }
+            }
+            Op::RemoveExpired => {
+                let want = self.model.remove_expired();
+                let got = self.cache.remove_expired();
+                assert_eq!(got, want, "remove_expired differs: {}", at());
+                self.stats.expirations += want as u64;
+            }
+            Op::Clear => {
+                self.cache.clear();
+                self.model.clear();
+            }
+            Op::Len => {}
+            Op::IsEmpty => {
+                let want = self.model.is_empty();
+                assert_eq!(self.cache.is_empty(), want, "is_empty differs: {}", at());
+            }
+            Op::Advance(step) => {
+                let by = step.duration(self.model.now());
+                clock.advance(by);
+                self.model.advance(by);
+                assert_eq!(
+                    clock.now_nanos(),
+                    self.model.now(),
+                    "clock differs: {}",
+                    at()
+                );
+            }
+        }
+    }
+
+    fn serial(&self, key: u8) -> u32 {
+        self.serials[usize::from(key)]
+    }
+
+    /// Counts a `get` or `contains_key`: a hit or a miss, and an expiration
+    /// if it removed the entry (the model held `len` entries before).
+    fn lookup(&mut self, len: usize, hit: bool) {
+        if hit {
+            self.stats.hits += 1;
+        } else {
+            self.stats.misses += 1;
+        }
+        self.stats.expirations += (len - self.model.len()) as u64;
+    }
+
+    /// Inserts into both, then learns from the registry what the insert
+    /// pushed out, accounts for it and checks the eviction rules.
+    fn insert(&mut self, key: u8, value: Value, ttl: Option<Duration>, at: &dyn Fn() -> String) {
+        let weight = u64::from(self.weights.of(value));
+        let had_key = self.model.entry(key).is_some();
+        // The weight if the insert removed nothing.
+        let total: u64 = self
+            .model
+            .entries()
+            .filter(|&(k, _, _)| k != key)
+            .map(|(_, v, _)| u64::from(self.weights.of(v)))
+            .sum::<u64>()
+            + weight;
+        let before: BTreeMap<u8, (Value, Option<u64>)> = self
+            .model
+            .entries()
+            .map(|(k, v, deadline)| (k, (v, deadline)))
+            .collect();
+        self.next_serial += 1;
+        let serial = self.next_serial;
+        let tracked = Tracked::new(&self.registry, key, value, serial);
+        match ttl {
+            None => {
+                self.cache.insert(key, tracked);
+                self.model.insert(key, value);
+            }
+            Some(ttl) => {
+                self.cache.insert_with_ttl(key, tracked, ttl);
+                self.model.insert_with_ttl(key, value, ttl);
+            }
+        }
+        self.serials[usize::from(key)] = serial;
+        self.stats.inserts += 1;
+
+        let stored = self
+            .registry
+            .stored()
+            .unwrap_or_else(|e| panic!("{e}: {}", at()));
+        for (&k, &s) in &stored {
+            let latest = self.model.entry(k).map(|_| self.serial(k));
+            assert_eq!(
+                Some(s),
+                latest,
+                "the cache holds k{k}#{s}, not the latest value of k{k}: {}",
+                at()
+            );
+        }
+        // What left: the new entry if it was not stored, and every other
+        // entry the insert evicted.
+        let left: Vec<(u8, u64)> = self
+            .model
+            .entries()
+            .filter(|(k, _, _)| !stored.contains_key(k))
+            .map(|(k, v, _)| (k, u64::from(self.weights.of(v))))
+            .collect();
+        for &(k, _) in &left {
+            let expired = k != key && before.get(&k).is_some_and(|&(_, d)| !self.model.live(d));
+            if expired {
+                self.stats.expirations += 1;
+            } else {
+                self.stats.evictions += 1;
+            }
+            self.model.evict(k);
+        }
+
+        let stays = stored.contains_key(&key);
+        let only_itself = left.iter().all(|&(k, _)| k == key);
+        let (least, most) = self.shares();
+        if weight > most {
+            assert!(
+                !stays,
+                "an entry heavier than every shard's share was stored: {}",
+                at()
+            );
+            assert!(
+                only_itself,
+                "an entry heavier than every shard's share evicted others: {}",
+                at()
+            );
+        }
+        if weight <= least && !had_key {
+            assert!(
+                stays,
+                "a new entry that fits every shard was not stored: {}",
+                at()
+            );
+        }
+        if total <= least {
+            assert!(
+                left.is_empty(),
+                "evicted although everything fits: {}",
+                at()
+            );
+        }
+        if let (1, Some(max)) = (self.shards, self.bound) {
+            if weight <= max && !left.is_empty() {
+                let heaviest = left.iter().map(|&(_, w)| w).max().unwrap_or(0);
+                assert!(
+                    self.weight() + heaviest > max,
+                    "evicted more than needed to fit (left: {left:?}): {}",
+                    at()
+                );
+            }
+        }
+    }
+
+    /// The checks after every op.
+    fn verify(&self, at: &dyn Fn() -> String) {
+        let stored = self
+            .registry
+            .stored()
+            .unwrap_or_else(|e| panic!("{e}: {}", at()));
+        assert_eq!(
+            stored,
+            self.expected(),
+            "the cache holds other entries (key => serial) than the model: {}",
+            at()
+        );
+        assert_eq!(self.cache.len(), self.model.len(), "len differs: {}", at());
+        let weighted_size = self.cache.weighted_size();
+        assert_eq!(
+            weighted_size,
+            self.weight(),
+            "weighted_size differs: {}",
+            at()
+        );
+        if let Some(max) = self.bound {
+            assert!(
+                weighted_size <= max,
+                "weighted_size {weighted_size} is over the bound {max}: {}",
+                at()
+            );
+        }
+        assert_eq!(self.cache.stats(), self.stats, "stats differ: {}", at());
+    }
 }
