@@ -360,6 +360,7 @@ fn types_are_send_sync_and_debug() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri would try to allocate the terabyte")]
 #[should_panic(expected = "initial_capacity asks for room for")]
 fn an_impossible_initial_capacity_panics_with_a_clear_message() {
     let _: Cache<u64, u64> = Cache::builder().initial_capacity(1 << 40).shards(1).build();
