@@ -137,6 +137,11 @@ fn close_on_the_janitor_thread_does_not_join_itself() {
     eventually("the janitor is stopped", || {
         format!("{cache:?}").contains("running: false")
     });
+    // The only janitor panics allowed are those of the other test's values
+    // (the tests of this file share the process and its hook).
     let panics = janitor_panics().lock().unwrap();
-    assert!(panics.is_empty(), "{panics:?}");
+    assert!(
+        panics.iter().all(|m| m == "a value's Drop panics"),
+        "{panics:?}"
+    );
 }
