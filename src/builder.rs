@@ -165,7 +165,12 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// (its size in bytes, say). The default gives every entry weight 1.
     ///
     /// The weigher runs on every insert, before any lock is taken; if it
-    /// panics, the insert does not happen and the cache is unchanged. A
+    /// panics, the insert does not happen and the cache is unchanged.
+    ///
+    /// Replacing a value keeps the entry's place in the eviction order. If
+    /// the new value is heavier and its shard must make room, eviction
+    /// proceeds in that order, so an entry that was next in line (never read
+    /// since it came in) may be the one evicted, new value and all. A
     /// weigher without `max_capacity` makes a cache that tracks
     /// [`Cache::weighted_size`] and never evicts.
     ///
