@@ -18,7 +18,10 @@ mod support;
 mod criterion_glue;
 
 use support::subjects::Subject;
-use support::workload::{self, Value, ValueType, Workload, DEFAULT_KEYS};
+use support::workload::{
+    self, Streams, Value, ValueType, Workload, DEFAULT_KEYS, READ_THROUGH_PASSES,
+    SMOKE_READ_THROUGH_PASSES,
+};
 
 fn contention(c: &mut Criterion) {
     for workload in Workload::ALL {
@@ -32,21 +35,31 @@ fn contention(c: &mut Criterion) {
 fn bench_workload<V: Value>(c: &mut Criterion, workload: Workload) {
     let subjects: Vec<_> = Subject::ALL
         .iter()
-        .map(|&subject| {
-            let map = subject.build::<V>(DEFAULT_KEYS);
-            assert_eq!(map.prefill(DEFAULT_KEYS), 0, "{subject} lost keys");
-            (subject, map)
-        })
+        .map(|&subject| (subject, subject.prefilled::<V>(DEFAULT_KEYS).0))
         .collect();
+    let thread_counts = workload::default_thread_counts();
+    let passes = if checking_only() {
+        SMOKE_READ_THROUGH_PASSES
+    } else {
+        READ_THROUGH_PASSES
+    };
+    let streams = Streams::<V>::new(workload, DEFAULT_KEYS, &thread_counts, Some(passes));
     let mut group = criterion_glue::group(c, workload.name().to_owned());
-    for threads in workload::default_thread_counts() {
-        let streams = workload::streams::<V>(workload, DEFAULT_KEYS, threads);
+    for threads in thread_counts {
         for (subject, map) in &subjects {
             let id = BenchmarkId::new(subject.to_string(), threads);
+            let streams = streams.of(threads, subject.read_through());
             criterion_glue::bench(&mut group, id, map.as_ref(), &streams);
         }
     }
     group.finish();
+}
+
+/// Whether criterion only runs each benchmark once to check it: under
+/// `cargo test --benches` (no `--bench` flag) or `cargo bench -- --test`.
+fn checking_only() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--test")
 }
 
 criterion_group!(benches, contention);

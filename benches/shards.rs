@@ -16,19 +16,19 @@ mod support;
 mod criterion_glue;
 
 use support::subjects::{Subject, SHARD_SWEEP};
-use support::workload::{self, Workload, DEFAULT_KEYS};
+use support::workload::{self, Streams, Workload, DEFAULT_KEYS};
 
 fn shards(c: &mut Criterion) {
     let threads = *workload::default_thread_counts()
         .last()
         .expect("at least one thread count");
     for workload in [Workload::Read95Zipf, Workload::Read50Uniform] {
-        let streams = workload::streams::<u64>(workload, DEFAULT_KEYS, threads);
+        let streams = Streams::<u64>::new(workload, DEFAULT_KEYS, &[threads], None);
+        let streams = streams.of(threads, false);
         let name = format!("shards/{}/{threads}-threads", workload.name());
         let mut group = criterion_glue::group(c, name);
         for shards in SHARD_SWEEP {
-            let map = Subject::CacheShards(shards).build::<u64>(DEFAULT_KEYS);
-            assert_eq!(map.prefill(DEFAULT_KEYS), 0);
+            let (map, _) = Subject::CacheShards(shards).prefilled::<u64>(DEFAULT_KEYS);
             let id = BenchmarkId::from_parameter(shards);
             criterion_glue::bench(&mut group, id, map.as_ref(), &streams);
         }

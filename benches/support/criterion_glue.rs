@@ -22,16 +22,21 @@ pub fn group<'a>(c: &'a mut Criterion, name: String) -> BenchmarkGroup<'a, WallT
     group
 }
 
-/// Benchmarks `map` replaying `streams`, one thread per stream. One
+/// Benchmarks `map` replaying `streams`, one thread per stream, each
+/// iteration continuing the streams where the last one stopped. One
 /// criterion iteration is one batch of [`BATCH`] operations per thread.
 pub fn bench<V: Value>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     id: BenchmarkId,
     map: &dyn Measure<V>,
-    streams: &[Vec<Op<V>>],
+    streams: &[&[Op<V>]],
 ) {
     group.throughput(Throughput::Elements((streams.len() * BATCH) as u64));
+    let mut cursors = vec![0; streams.len()];
     group.bench_function(id, |b| {
-        b.iter_custom(|batches| map.run(streams, Until::Batches(batches)).elapsed);
+        b.iter_custom(|batches| {
+            map.run(streams, Until::Batches(batches), &mut cursors)
+                .elapsed
+        });
     });
 }

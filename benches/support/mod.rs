@@ -5,7 +5,10 @@
 //! copy of every workload and every subject. What the harness guarantees:
 //!
 //! - every subject is prefilled with the whole key space before timing, so
-//!   every `get` hits and every write overwrites an existing key;
+//!   every `get` hits and every write overwrites an existing key, except in
+//!   the bounded caches with room for fewer keys: those are used
+//!   read-through (a `get` that misses is followed by an `insert` of the
+//!   key), so they evict, and the runner counts their hit ratio;
 //! - each thread's operations are generated before timing from a fixed seed,
 //!   so every subject replays exactly the same streams;
 //! - threads start together on a `Barrier`, and the clock covers only the

@@ -25,6 +25,10 @@ pub enum Until {
 #[derive(Clone, Copy, Debug)]
 pub struct Sample {
     pub ops: u64,
+    /// `get`s done and those that missed, counted only for read-through
+    /// subjects (both 0 for the others, which never miss).
+    pub reads: u64,
+    pub misses: u64,
     pub elapsed: Duration,
     /// CPU time the threads were given, summed (Linux only): on a busy
     /// machine, far less than `elapsed` times the threads that fit on it.
@@ -36,17 +40,24 @@ impl Sample {
     pub fn mops(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64() / 1e6
     }
+
+    /// The share of `get`s that hit, for read-through subjects.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        (self.reads > 0).then(|| 1.0 - self.misses as f64 / self.reads as f64)
+    }
 }
 
 /// A subject behind a pointer, ready to prefill and measure. One dynamic
 /// call per measurement; the loop inside is compiled for the subject.
 pub trait Measure<V>: Send + Sync {
-    /// Inserts keys `0..keys`, settles, and returns how many of them a `get`
-    /// then misses (0 unless the subject evicted some).
+    /// Inserts keys `0..keys`, settles, and returns how many entries the
+    /// subject then holds (`keys` unless it evicted some).
     fn prefill(&self, keys: usize) -> usize;
 
-    /// Runs one thread per stream until `until`.
-    fn run(&self, streams: &[Vec<Op<V>>], until: Until) -> Sample;
+    /// Runs one thread per stream until `until`. Thread `i` starts at batch
+    /// `cursors[i]` of its stream and leaves there the batch it would have
+    /// done next, so that successive runs continue the streams.
+    fn run(&self, streams: &[&[Op<V>]], until: Until, cursors: &mut [usize]) -> Sample;
 }
 
 impl<V: Value, M: ConcurrentMap<V>> Measure<V> for M {
@@ -55,22 +66,33 @@ impl<V: Value, M: ConcurrentMap<V>> Measure<V> for M {
             self.insert(key, V::for_key(key));
         }
         self.settle();
-        (0..keys as u64)
-            .filter(|&key| self.get(key).is_none())
-            .count()
+        self.len()
     }
 
-    fn run(&self, streams: &[Vec<Op<V>>], until: Until) -> Sample {
-        run(self, streams, until)
+    fn run(&self, streams: &[&[Op<V>]], until: Until, cursors: &mut [usize]) -> Sample {
+        run(self, streams, until, cursors)
     }
 }
 
+/// Applies `ops`; adds the `get`s and the misses of a read-through subject
+/// to `reads` and `misses`. For the others the read-through branch and the
+/// counting are compiled out.
 #[inline]
-fn apply<V: Value, M: ConcurrentMap<V>>(map: &M, ops: &[Op<V>]) {
+fn apply<V: Value, M: ConcurrentMap<V>>(map: &M, ops: &[Op<V>], reads: &mut u64, misses: &mut u64) {
     for op in ops {
         match op {
             Op::Get(key) => {
-                black_box(map.get(black_box(*key)));
+                let found = map.get(black_box(*key));
+                if M::READ_THROUGH {
+                    *reads += 1;
+                    if found.is_none() {
+                        // What a service would load; for `Arc<str>` values
+                        // this allocates, as loading would.
+                        *misses += 1;
+                        map.insert(*key, V::for_key(*key));
+                    }
+                }
+                black_box(found);
             }
             Op::Insert(key, value) => map.insert(*key, value.clone()),
         }
@@ -80,28 +102,44 @@ fn apply<V: Value, M: ConcurrentMap<V>>(map: &M, ops: &[Op<V>]) {
 /// What one thread did, and when.
 struct Worker {
     ops: u64,
+    reads: u64,
+    misses: u64,
+    /// Batches done.
+    batches: u64,
     cpu: Option<Duration>,
     start: Instant,
     end: Instant,
 }
 
 /// One thread per stream, each replaying its stream in batches of [`BATCH`]
-/// from the start, round and round, until `until`.
-fn run<V: Value, M: ConcurrentMap<V>>(map: &M, streams: &[Vec<Op<V>>], until: Until) -> Sample {
+/// from batch `cursors[i]`, round and round, until `until`.
+fn run<V: Value, M: ConcurrentMap<V>>(
+    map: &M,
+    streams: &[&[Op<V>]],
+    until: Until,
+    cursors: &mut [usize],
+) -> Sample {
+    assert_eq!(streams.len(), cursors.len(), "one cursor per stream");
     let barrier = Barrier::new(streams.len() + 1);
     let stop = AtomicBool::new(false);
     thread::scope(|scope| {
         let workers: Vec<_> = streams
             .iter()
-            .map(|ops| {
+            .zip(cursors.iter())
+            .map(|(&ops, &cursor)| {
                 let (barrier, stop) = (&barrier, &stop);
                 scope.spawn(move || {
+                    let mut batches_from_cursor = ops.chunks(BATCH).cycle();
+                    if cursor > 0 {
+                        batches_from_cursor.nth(cursor - 1);
+                    }
                     barrier.wait();
                     let start = Instant::now();
                     let cpu_start = thread_cpu_time();
                     let (mut batches, mut done_ops) = (0, 0);
-                    for batch in ops.chunks(BATCH).cycle() {
-                        apply(map, batch);
+                    let (mut reads, mut misses) = (0, 0);
+                    for batch in batches_from_cursor {
+                        apply(map, batch, &mut reads, &mut misses);
                         batches += 1;
                         done_ops += batch.len() as u64;
                         let done = match until {
@@ -117,6 +155,9 @@ fn run<V: Value, M: ConcurrentMap<V>>(map: &M, streams: &[Vec<Op<V>>], until: Un
                         .map(|(end, start)| end.saturating_sub(start));
                     Worker {
                         ops: done_ops,
+                        reads,
+                        misses,
+                        batches,
                         cpu,
                         start,
                         end: Instant::now(),
@@ -133,11 +174,17 @@ fn run<V: Value, M: ConcurrentMap<V>>(map: &M, streams: &[Vec<Op<V>>], until: Un
             .into_iter()
             .map(|worker| worker.join().expect("a benchmark thread panicked"))
             .collect();
+        for ((cursor, worker), ops) in cursors.iter_mut().zip(&workers).zip(streams) {
+            let in_stream = ops.len().div_ceil(BATCH) as u64;
+            *cursor = ((*cursor as u64 + worker.batches) % in_stream) as usize;
+        }
         // Timed by the workers themselves: this thread may wake up late.
         let start = workers.iter().map(|w| w.start).min();
         let end = workers.iter().map(|w| w.end).max();
         Sample {
             ops: workers.iter().map(|w| w.ops).sum(),
+            reads: workers.iter().map(|w| w.reads).sum(),
+            misses: workers.iter().map(|w| w.misses).sum(),
             elapsed: end
                 .zip(start)
                 .map_or(Duration::ZERO, |(end, start)| end - start),

@@ -1,6 +1,7 @@
 //! `cargo run --release --example compare`: shardcache against its
 //! single-lock baseline, two hand-written locked maps and five concurrent
-//! map and cache crates, on this machine, in about two minutes.
+//! map and cache crates, and its bounded builds against quick_cache and moka
+//! at the same capacity, on this machine, in about two and a half minutes.
 //!
 //! See `docs/BENCHMARKS.md` for the method and for how to read the output;
 //! `--help` for the flags.
@@ -23,7 +24,9 @@ mod throughput;
 mod support;
 
 use support::subjects::{Subject, SHARD_SWEEP};
-use support::workload::{self, Workload, DEFAULT_KEYS};
+use support::workload::{
+    self, Workload, DEFAULT_KEYS, READ_THROUGH_PASSES, SMOKE_READ_THROUGH_PASSES,
+};
 use throughput::Plan;
 
 /// Keys (entries) of the `--memory` and `--janitor` modes unless `--keys`
@@ -32,7 +35,8 @@ const LARGE_KEYS: usize = 1_000_000;
 
 /// Compares the throughput of shardcache's `Cache` with its single-lock
 /// baseline, `RwLock<HashMap>`, `Mutex<HashMap>`, dashmap, papaya, scc,
-/// quick_cache and moka.
+/// quick_cache and moka, and of the bounded `Cache` with quick_cache and
+/// moka at half the key space.
 ///
 /// By default it measures every subject on every workload at 1, 2, 4, ...
 /// threads (up to twice the available parallelism, at most 32), each cell
@@ -42,6 +46,9 @@ const LARGE_KEYS: usize = 1_000_000;
 /// compare.json (every measurement) and compare.svg (the plot) under
 /// --out. Every subject is prefilled with the whole key space; each thread
 /// replays an operation stream generated before timing from a fixed seed.
+/// The caches with room for half the keys are used read-through (a get
+/// that misses inserts the key), on longer streams, and their hit ratio is
+/// printed too.
 ///
 /// --memory, --janitor and --shards select another mode instead.
 #[derive(Debug, Parser)]
@@ -69,7 +76,9 @@ struct Args {
     workloads: Option<Vec<Workload>>,
 
     /// Subjects to measure, comma-separated (ignored by --shards and
-    /// --janitor). [default: all]
+    /// --janitor).
+    /// [default: all but the -exact ones; with --memory: all but the -full
+    /// and -half ones]
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     subjects: Option<Vec<Subject>>,
 
@@ -79,8 +88,9 @@ struct Args {
     #[arg(long, value_name = "N")]
     keys: Option<usize>,
 
-    /// A smoke run for CI: short windows, one repetition, smaller caches
-    /// in --memory and --janitor mode (well under 15 s each).
+    /// A smoke run for CI: short windows, one repetition, shorter streams
+    /// and no warm-up for the read-through subjects, smaller caches in
+    /// --memory and --janitor mode (well under 15 s each).
     #[arg(long)]
     quick: bool,
 
@@ -163,11 +173,10 @@ fn run_memory(args: &Args) -> Result<(), Box<dyn Error>> {
     let subjects = args
         .subjects
         .clone()
-        .unwrap_or_else(|| Subject::ALL.to_vec());
+        .unwrap_or_else(|| Subject::MEMORY.to_vec());
     let footprints = memory::run(&subjects, large_keys(args));
     memory::print(&footprints);
-    let target = memory::target(&footprints);
-    targets::print("Target (one run)", std::slice::from_ref(&target));
+    targets::print("Targets (one run)", &memory::targets(&footprints));
     let path = write(&args.out, "memory.json", &memory::to_json(&footprints))?;
     println!("\nwrote {}", path.display());
     Ok(())
@@ -220,6 +229,12 @@ fn run_throughput(args: &Args) -> Result<(), Box<dyn Error>> {
             Duration::from_millis(25)
         }),
         reps: args.reps.unwrap_or(if args.quick { 1 } else { 15 }),
+        read_through_passes: if args.quick {
+            SMOKE_READ_THROUGH_PASSES
+        } else {
+            READ_THROUGH_PASSES
+        },
+        warm_up: !args.quick,
     };
     eprintln!(
         "{name}: {} subjects x {} workloads x threads {:?}, {} x {:?} each, {} keys, {} cores",

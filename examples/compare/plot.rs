@@ -1,15 +1,19 @@
-//! The SVG plot: throughput against threads, one line per subject, one
-//! panel per workload, and a legend in the last panel.
+//! The SVG plot: throughput against threads, one line per subject (dashed
+//! for the read-through subjects), one panel per workload, and a legend in
+//! the last panel.
 
 use std::error::Error;
 use std::path::Path;
 
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use crate::throughput::Results;
 
-/// Tableau 10: distinct on screen and in print. `Cache` gets the first.
-const COLORS: [RGBColor; 10] = [
+/// Tableau 10, then darker shades for the bounded subjects of the default
+/// order (`Cache`'s blue, black, quick_cache's olive, moka's cyan): distinct
+/// on screen and in print. `Cache` gets the first.
+const COLORS: [RGBColor; 14] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -20,6 +24,10 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    RGBColor(20, 60, 115),
+    RGBColor(0, 0, 0),
+    RGBColor(120, 120, 0),
+    RGBColor(0, 105, 115),
 ];
 
 const PANEL_WIDTH: u32 = 620;
@@ -94,17 +102,28 @@ pub fn draw(results: &Results, title: &str, path: &Path) -> Result<(), Box<dyn E
                 .filter_map(|&t| Some(((t as f64).log2(), results.median(workload, subject, t)?)))
                 .collect();
             let width = if index == 0 { 3 } else { 2 };
-            chart.draw_series(
-                LineSeries::new(points, color(index).stroke_width(width)).point_size(3),
-            )?;
+            let style = color(index).stroke_width(width);
+            if subject.read_through() {
+                chart.draw_series(DashedLineSeries::new(points, 8, 4, style))?;
+            } else {
+                chart.draw_series(LineSeries::new(points, style).point_size(3))?;
+            }
         }
     }
 
     if let Some(legend) = areas.get(plan.workloads.len()) {
+        // 24 px a line, closer when that would run off the panel.
+        let step = (PANEL_HEIGHT as usize - 60) / plan.subjects.len().max(1);
+        let step = step.min(24) as i32;
         for (index, subject) in plan.subjects.iter().enumerate() {
-            let y = 30 + 24 * index as i32;
+            let y = 30 + step * index as i32;
             let style = color(index).stroke_width(3);
-            legend.draw(&PathElement::new(vec![(40, y), (90, y)], style))?;
+            let line = vec![(40, y), (90, y)];
+            if subject.read_through() {
+                legend.draw(&DashedPathElement::new(line, 8, 4, style))?;
+            } else {
+                legend.draw(&PathElement::new(line, style))?;
+            }
             legend.draw(&Text::new(
                 subject.to_string(),
                 (100, y - 8),

@@ -9,7 +9,10 @@ use serde_json::{json, Value as Json};
 
 use crate::support::run::{Measure, Sample, Until};
 use crate::support::subjects::Subject;
-use crate::support::workload::{self, Value, ValueType, Workload};
+use crate::support::workload::{Streams, Value, ValueType, Workload};
+
+/// Width of the subject column of the tables.
+const LABEL: usize = 20;
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -20,6 +23,12 @@ pub struct Plan {
     pub keys: usize,
     pub window: Duration,
     pub reps: usize,
+    /// Passes over the key space of the read-through subjects' streams
+    /// (see `READ_THROUGH_PASSES`).
+    pub read_through_passes: usize,
+    /// Whether each read-through subject runs one untimed window before
+    /// the repetitions of each thread count.
+    pub warm_up: bool,
 }
 
 /// One timed window of one subject.
@@ -40,10 +49,11 @@ pub struct Results {
 }
 
 /// Runs the plan: for each workload, builds and prefills every subject
-/// once, then for each thread count generates the streams and runs
-/// `reps` rounds; each round measures every subject once, starting from a
-/// different subject each round, so slow moments of a noisy machine hit
-/// every subject alike.
+/// once, then for each thread count warms the read-through subjects up
+/// with one untimed window (if the plan says so) and runs `reps` rounds;
+/// each round measures every subject once, starting from a different
+/// subject each round, so slow moments of a noisy machine hit every
+/// subject alike.
 pub fn run(plan: Plan) -> Results {
     let started = Instant::now();
     let mut measurements = Vec::new();
@@ -89,21 +99,34 @@ fn run_workload<V: Value>(
     let maps: Vec<(Subject, Box<dyn Measure<V>>)> = plan
         .subjects
         .iter()
-        .map(|&subject| {
-            let map = subject.build::<V>(plan.keys);
-            let missing = map.prefill(plan.keys);
-            assert_eq!(missing, 0, "{subject} lost {missing} keys while prefilling");
-            (subject, map)
-        })
+        .map(|&subject| (subject, subject.prefilled::<V>(plan.keys).0))
         .collect();
+    let any_read_through = plan.subjects.iter().any(|s| s.read_through());
+    let passes = any_read_through.then_some(plan.read_through_passes);
+    let streams = Streams::<V>::new(workload, plan.keys, &plan.threads, passes);
     let mut measurements = Vec::new();
     for &threads in &plan.threads {
         progress(threads);
-        let streams = workload::streams::<V>(workload, plan.keys, threads);
+        // Each subject continues its streams from where its last window
+        // stopped, so a slow subject does not replay the same first
+        // operations in every window.
+        let mut cursors = vec![vec![0; threads]; maps.len()];
+        // What a read-through subject holds depends on the gets it has
+        // seen: the prefill leaves it the first keys, not the hot keys of
+        // this workload. One window of the workload, untimed, lets it
+        // settle first.
+        for ((subject, map), cursors) in maps.iter().zip(&mut cursors) {
+            if plan.warm_up && subject.read_through() {
+                let streams = streams.of(threads, true);
+                map.run(&streams, Until::Elapsed(plan.window), cursors);
+            }
+        }
         for rep in 0..plan.reps {
-            let round = maps.iter().cycle().skip(rep % maps.len()).take(maps.len());
-            for (subject, map) in round {
-                let sample = map.run(&streams, Until::Elapsed(plan.window));
+            let first = rep % maps.len();
+            for index in (first..maps.len()).chain(0..first) {
+                let (subject, map) = &maps[index];
+                let streams = streams.of(threads, subject.read_through());
+                let sample = map.run(&streams, Until::Elapsed(plan.window), &mut cursors[index]);
                 measurements.push(Measurement {
                     workload,
                     subject: *subject,
@@ -127,6 +150,17 @@ impl Results {
             .map(|m| m.sample.mops())
             .collect();
         median(mops)
+    }
+
+    /// Median hit ratio of one cell of a read-through subject.
+    pub fn hit_ratio(&self, workload: Workload, subject: Subject, threads: usize) -> Option<f64> {
+        let ratios = self
+            .measurements
+            .iter()
+            .filter(|m| m.workload == workload && m.subject == subject && m.threads == threads)
+            .filter_map(|m| m.sample.hit_ratio())
+            .collect();
+        median(ratios)
     }
 
     /// The median share of the CPU the threads were given in one column,
@@ -179,14 +213,14 @@ impl Results {
                     .map(|r| format!(", x{r}"))
                     .collect::<String>()
             );
-            print!("{:<18}", "subject");
+            print!("{:<LABEL$}", "subject");
             for threads in &self.plan.threads {
                 let heading = format!("{threads} thr");
                 print!("{heading:>cell_width$}");
             }
             println!();
             for &subject in &self.plan.subjects {
-                print!("{:<18}", subject.to_string());
+                print!("{:<LABEL$}", subject.to_string());
                 for &threads in &self.plan.threads {
                     let mops = self.median(workload, subject, threads).unwrap_or(f64::NAN);
                     let mut cell = format!("{mops:.2}");
@@ -200,13 +234,32 @@ impl Results {
                 }
                 println!();
             }
-            print!("{:<18}", "(CPU share)");
+            print!("{:<LABEL$}", "(CPU share)");
             for &threads in &self.plan.threads {
                 let share = self.cpu_share(workload, threads);
                 let cell = share.map_or("-".to_owned(), |s| format!("{:.0}%", s * 100.0));
                 print!("{cell:>cell_width$}");
             }
             println!();
+            let read_through: Vec<Subject> = self
+                .plan
+                .subjects
+                .iter()
+                .copied()
+                .filter(|s| s.read_through())
+                .collect();
+            if !read_through.is_empty() {
+                println!("hit ratio of the read-through subjects (a miss inserts the key):");
+            }
+            for subject in read_through {
+                print!("{:<LABEL$}", subject.to_string());
+                for &threads in &self.plan.threads {
+                    let hits = self.hit_ratio(workload, subject, threads);
+                    let cell = hits.map_or("-".to_owned(), |h| format!("{:.1}%", h * 100.0));
+                    print!("{cell:>cell_width$}");
+                }
+                println!();
+            }
         }
     }
 
@@ -226,6 +279,8 @@ impl Results {
                     "seconds": m.sample.elapsed.as_secs_f64(),
                     "cpu_seconds": m.sample.cpu.map(|c| c.as_secs_f64()),
                     "mops": m.sample.mops(),
+                    "reads": m.sample.reads,
+                    "misses": m.sample.misses,
                 })
             })
             .collect();
@@ -245,6 +300,7 @@ impl Results {
                         "subject": subject.to_string(),
                         "threads": threads,
                         "mops": self.median(workload, subject, threads),
+                        "hit_ratio": self.hit_ratio(workload, subject, threads),
                         "ratios": ratios,
                     }));
                 }
@@ -263,6 +319,19 @@ impl Results {
                 "keys": plan.keys,
                 "window_ms": plan.window.as_secs_f64() * 1e3,
                 "reps": plan.reps,
+                "read_through_passes": plan.read_through_passes,
+                "warm_up": plan.warm_up,
+                "capacities": plan
+                    .subjects
+                    .iter()
+                    .filter_map(|s| Some((s.to_string(), json!(s.capacity(plan.keys)?))))
+                    .collect::<serde_json::Map<String, Json>>(),
+                "read_through": plan
+                    .subjects
+                    .iter()
+                    .filter(|s| s.read_through())
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
             },
             "medians": medians,
             "measurements": measurements,
