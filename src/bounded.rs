@@ -469,8 +469,12 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
             .reserve(1, |&i| hasher.hash_one(&nodes[i as usize].key));
         self.reserve_node();
         self.ghost.fit(self.nodes.len() + 1);
-        self.sketch
-            .fit((self.nodes.len() + 1).max(self.most_entries.min(SKETCH_PRESIZE)));
+        let presize = if self.most_entries == usize::MAX {
+            0 // weighted: the entry count is unknown, so grow with it
+        } else {
+            self.most_entries.min(SKETCH_PRESIZE)
+        };
+        self.sketch.fit((self.nodes.len() + 1).max(presize));
         self.sketch.add(hash);
         let queue = if self.main.weight + u64::from(weight) <= self.main_capacity()
             || (self.ghost.take(hash) && self.beats_main_victim(hash, hasher))
