@@ -407,16 +407,19 @@ impl<V> fmt::Debug for Flight<V> {
 }
 
 /// The flights of one shard, found by key like its entries. Lives inside
-/// the shard, under its lock.
+/// the shard, under its lock. Boxed, and only while a key loads: a shard
+/// and its lock fit one 128-byte line, and an empty table would take 32 of
+/// them.
 pub(crate) struct Loading<K, V> {
-    table: HashTable<(K, Arc<Flight<V>>)>,
+    table: Option<Box<Flights<K, V>>>,
 }
+
+/// Each loading key with its flight.
+type Flights<K, V> = HashTable<(K, Arc<Flight<V>>)>;
 
 impl<K, V> Default for Loading<K, V> {
     fn default() -> Self {
-        Self {
-            table: HashTable::new(),
-        }
+        Self { table: None }
     }
 }
 
@@ -424,24 +427,29 @@ impl<K, V> Loading<K, V> {
     /// Whether no key of the shard is loading: the one check writers make.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.table.is_none()
     }
 
     /// Marks every flight superseded (`clear`).
     pub(crate) fn supersede_all(&self) {
-        for (_, flight) in &self.table {
+        for (_, flight) in self.table.iter().flat_map(|table| table.iter()) {
             flight.superseded.store(true, Ordering::Relaxed);
         }
     }
 
     /// Takes `flight` (found with `hash`) out of the table, returning the
-    /// key it held, to be dropped after unlocking.
+    /// key it held, to be dropped after unlocking. The table goes with its
+    /// last flight.
     pub(crate) fn remove(&mut self, hash: u64, flight: &Arc<Flight<V>>) -> Option<K> {
-        let found = self
-            .table
+        let table = self.table.as_mut()?;
+        let found = table
             .find_entry(hash, |(_, f)| Arc::ptr_eq(f, flight))
             .ok()?;
-        Some(found.remove().0 .0)
+        let key = found.remove().0 .0;
+        if table.is_empty() {
+            self.table = None;
+        }
+        Some(key)
     }
 }
 
@@ -452,10 +460,8 @@ impl<K: Hash + Eq, V> Loading<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        if self.table.is_empty() {
-            return None;
-        }
-        let (_, flight) = self.table.find(hash, |(k, _)| k.borrow() == key)?;
+        let table = self.table.as_ref()?;
+        let (_, flight) = table.find(hash, |(k, _)| k.borrow() == key)?;
         Some(Arc::clone(flight))
     }
 
@@ -468,6 +474,7 @@ impl<K: Hash + Eq, V> Loading<K, V> {
         hasher: &S,
     ) {
         self.table
+            .get_or_insert_with(Box::default)
             .insert_unique(hash, (key, flight), |(k, _)| hasher.hash_one(k));
     }
 
@@ -488,7 +495,10 @@ impl<K: Hash + Eq, V> Loading<K, V> {
 impl<K, V> fmt::Debug for Loading<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Loading")
-            .field("flights", &self.table.len())
+            .field(
+                "flights",
+                &self.table.as_ref().map_or(0, |table| table.len()),
+            )
             .finish()
     }
 }

@@ -286,6 +286,13 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
+    fn an_unbounded_shard_and_its_lock_fit_128_bytes() {
+        // One 128-byte slot per shard: the footprint of an empty cache.
+        let size = std::mem::size_of::<Slot<crate::shard::Shard<u64, u64>>>();
+        assert!(size <= 128, "{size} bytes");
+    }
+
+    #[test]
     fn reads_share_and_writes_exclude() {
         let locks = ShardLocks::new(3, 4, Vec::<u32>::new);
         locks.write(1).push(7);
