@@ -15,12 +15,12 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 use proptest::prelude::*;
 use shardcache::baseline::SingleLockCache;
-use shardcache::{Cache, CacheBuilder, Stats};
+use shardcache::{Cache, CacheBuilder, RemovalCause, Stats};
 
 use common::CacheApi;
 use model::{
-    BoundedApi, BoundedInput, Capacity, Input, Key, Model, Op, Shards, Step, Tracked, Ttl, Value,
-    Weights, BOUNDED_HEADER_BYTES,
+    BoundedApi, BoundedInput, Capacity, Input, Key, Model, ModelApi, Op, Shards, Step, Tracked,
+    Ttl, Value, Weights, BOUNDED_HEADER_BYTES,
 };
 
 /// Bytes per op in the proptest strategy: enough for the largest `Op`
@@ -433,6 +433,146 @@ fn model_follows_the_documented_semantics() {
     assert_eq!((m.get(1), m.get(2), m.get(3)), (Some(1), Some(2), None));
 }
 
+/// The model's loading ops and what it says the removal listener is told,
+/// written out by hand.
+#[test]
+fn model_loads_and_tells_as_documented() {
+    use RemovalCause::{Cleared, Expired, Removed, Replaced};
+    let nanos = Duration::from_nanos;
+    let mut m = Model::new(nanos(5));
+
+    // A miss runs init and stores its value with the default TTL; a hit
+    // returns the live value and runs nothing; a failing init stores
+    // nothing.
+    assert_eq!(m.get_or_insert_with(1, 10), (10, true));
+    assert_eq!(m.get_or_insert_with(1, 11), (10, false));
+    assert_eq!(m.try_get_or_insert_with_err(1), Some(10));
+    assert_eq!(m.try_get_or_insert_with_err(2), None);
+    assert_eq!(m.len(), 1);
+    assert_eq!(m.take_told(), []);
+
+    // An expired entry is told `Expired`, then loaded over.
+    m.advance(nanos(6));
+    assert_eq!(m.get_or_insert_with(1, 12), (12, true));
+    assert_eq!(m.take_told(), [(1, 10, Expired)]);
+
+    // Replaced (also when expired), removed, cleared, swept.
+    m.insert(1, 13);
+    m.insert_with_ttl(2, 20, nanos(1));
+    m.advance(nanos(2));
+    m.insert(2, 21);
+    assert_eq!(m.remove(1), Some(13));
+    m.insert_with_ttl(3, 30, nanos(1));
+    m.insert_with_ttl(4, 40, nanos(1));
+    m.advance(nanos(2));
+    assert_eq!(m.remove(3), None);
+    assert_eq!(m.remove_expired(), 1);
+    m.clear();
+    assert_eq!(
+        m.take_told(),
+        [
+            (1, 12, Replaced),
+            (2, 20, Replaced),
+            (1, 13, Removed),
+            (3, 30, Expired),
+            (4, 40, Expired),
+            (2, 21, Cleared),
+        ]
+    );
+}
+
+/// The loading ops are decoded from the upper halves of the code ranges
+/// of `Get` and `ContainsKey`; every other code means what the derived
+/// decoding of the ten-variant `Op` made of it, so the seeds and grown
+/// corpora of before keep their meaning.
+#[test]
+fn op_codes_keep_their_old_meaning() {
+    let decode = |code: u32| {
+        let mut bytes = code.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&[3, 7, 0, 0, 0, 0, 0, 0, 0, 0]);
+        Op::arbitrary(&mut Unstructured::new(&bytes)).expect("decodes")
+    };
+    let old = [
+        Op::Insert {
+            key: Key(3),
+            value: 7,
+        },
+        Op::InsertWithTtl {
+            key: Key(3),
+            value: 7,
+            ttl: Ttl::Zero,
+        },
+        Op::Get(Key(3)),
+        Op::ContainsKey(Key(3)),
+        Op::Remove(Key(3)),
+        Op::RemoveExpired,
+        Op::Clear,
+        Op::Len,
+        Op::IsEmpty,
+        Op::Advance(Step::Nanos(0)),
+    ];
+    for (i, &want) in old.iter().enumerate() {
+        // The first code of variant i of 10 (what the seeds use), and the
+        // last one of its lower half.
+        let first = (((i as u64) << 32).div_ceil(10)) as u32;
+        let last_lower = ((((2 * i + 1) as u64) << 32).div_ceil(20) - 1) as u32;
+        assert_eq!(
+            (decode(first), decode(last_lower)),
+            (want, want),
+            "variant {i}"
+        );
+    }
+    let upper = |i: u64| (((2 * i + 1) << 32).div_ceil(20)) as u32;
+    assert_eq!(
+        decode(upper(2)),
+        Op::GetOrInsertWith {
+            key: Key(3),
+            value: 7
+        }
+    );
+    assert_eq!(decode(upper(3)), Op::TryGetOrInsertWithErr(Key(3)));
+    assert_eq!(decode(upper(4)), Op::Remove(Key(3)));
+    assert_eq!(decode(u32::MAX), Op::Advance(Step::Nanos(0)));
+}
+
+/// How the loading seed decodes, pinned like `seed_encoding_is_stable`.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "reads fuzz/corpus from disk, which Miri's isolation forbids"
+)]
+fn loading_seed_encoding_is_stable() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let bytes = std::fs::read(corpus.join("ops/seed-loading")).expect("seed file");
+    let input = Input::arbitrary_take_rest(Unstructured::new(&bytes)).expect("decodes");
+    assert_eq!(
+        (input.shards, input.default_ttl, input.ops.len()),
+        (Shards::Two, Ttl::Nanos(5), 19)
+    );
+    assert_eq!(
+        input.ops[..5],
+        [
+            Op::GetOrInsertWith {
+                key: Key(1),
+                value: 10
+            },
+            Op::GetOrInsertWith {
+                key: Key(1),
+                value: 11
+            },
+            Op::TryGetOrInsertWithErr(Key(1)),
+            Op::TryGetOrInsertWithErr(Key(2)),
+            Op::ContainsKey(Key(2)),
+        ]
+    );
+    let bounded = std::fs::read(corpus.join("ops_bounded/seed-loading-cap2")).expect("seed file");
+    assert_eq!(bounded[BOUNDED_HEADER_BYTES..], bytes[..]);
+    assert_eq!(
+        std::fs::read(corpus.join("ops_single_lock/seed-loading")).expect("seed file"),
+        bytes
+    );
+}
+
 /// Boundary cases found worth pinning, on both cache types.
 #[test]
 fn regressions() {
@@ -482,9 +622,39 @@ fn regressions() {
             ],
         },
     ];
-    for input in &cases {
+    for input in cases.iter().chain([&loading_case()]) {
         model::check::<Cache<u8, Value>>(input);
         model::check::<SingleLockCache<u8, Value>>(input);
+    }
+}
+
+/// Loads on a miss, on a hit and over an expired entry, a failing load, and
+/// the listener told of each way an entry leaves.
+fn loading_case() -> Input {
+    let load = |key, value| Op::GetOrInsertWith {
+        key: Key(key),
+        value,
+    };
+    Input {
+        shards: Shards::One,
+        default_ttl: Ttl::Nanos(3),
+        ops: vec![
+            load(1, 10),
+            load(1, 11),
+            Op::TryGetOrInsertWithErr(Key(2)),
+            Op::TryGetOrInsertWithErr(Key(1)),
+            Op::Advance(Step::Nanos(4)),
+            Op::TryGetOrInsertWithErr(Key(1)),
+            load(1, 12),
+            load(1, 13),
+            put(1, 14),
+            Op::Remove(Key(1)),
+            load(2, 20),
+            Op::Advance(Step::Nanos(4)),
+            load(3, 30),
+            Op::RemoveExpired,
+            Op::Clear,
+        ],
     }
 }
 
@@ -535,6 +705,19 @@ impl CacheApi<u8, Value> for LiveLenOnly {
     }
 }
 
+impl ModelApi<Value> for LiveLenOnly {
+    fn get_or_insert_with(&self, key: u8, init: impl FnOnce() -> Value) -> Value {
+        self.0.get_or_insert_with(key, init)
+    }
+    fn try_get_or_insert_with(
+        &self,
+        key: u8,
+        init: impl FnOnce() -> Result<Value, &'static str>,
+    ) -> Result<Value, &'static str> {
+        self.0.try_get_or_insert_with(key, init)
+    }
+}
+
 #[test]
 #[should_panic(expected = "len differs: op #2 Len at t=2ns")]
 fn the_check_catches_a_wrong_cache() {
@@ -550,6 +733,110 @@ fn the_check_catches_a_wrong_cache() {
             Op::Len,
         ],
     });
+}
+
+/// A cache whose `get_or_insert_with` runs `init` also on a hit (and
+/// throws its value away).
+struct InitsOnHit(Cache<u8, Value>);
+
+/// A cache whose `insert` removes the old value first, so the listener is
+/// told `Removed` where it should be told `Replaced`.
+struct RemovesToReplace(Cache<u8, Value>);
+
+macro_rules! wrap_cache_api {
+    ($ty:ident) => {
+        impl CacheApi<u8, Value> for $ty {
+            fn build(builder: CacheBuilder<u8, Value>) -> Self {
+                Self(builder.build())
+            }
+            fn insert(&self, key: u8, value: Value) {
+                self.insert_flawed(key, value);
+            }
+            fn insert_with_ttl(&self, key: u8, value: Value, ttl: Duration) {
+                self.0.insert_with_ttl(key, value, ttl);
+            }
+            fn get(&self, key: &u8) -> Option<Value> {
+                self.0.get(key)
+            }
+            fn contains_key(&self, key: &u8) -> bool {
+                self.0.contains_key(key)
+            }
+            fn remove(&self, key: &u8) -> Option<Value> {
+                self.0.remove(key)
+            }
+            fn remove_expired(&self) -> usize {
+                self.0.remove_expired()
+            }
+            fn len(&self) -> usize {
+                self.0.len()
+            }
+            fn is_empty(&self) -> bool {
+                self.0.is_empty()
+            }
+            fn clear(&self) {
+                self.0.clear();
+            }
+            fn shard_count(&self) -> usize {
+                self.0.shard_count()
+            }
+            fn stats(&self) -> Stats {
+                self.0.stats()
+            }
+            fn close(&self) {
+                self.0.close();
+            }
+        }
+
+        impl ModelApi<Value> for $ty {
+            fn get_or_insert_with(&self, key: u8, init: impl FnOnce() -> Value) -> Value {
+                self.get_or_insert_with_flawed(key, init)
+            }
+            fn try_get_or_insert_with(
+                &self,
+                key: u8,
+                init: impl FnOnce() -> Result<Value, &'static str>,
+            ) -> Result<Value, &'static str> {
+                self.0.try_get_or_insert_with(key, init)
+            }
+        }
+    };
+}
+
+wrap_cache_api!(InitsOnHit);
+wrap_cache_api!(RemovesToReplace);
+
+impl InitsOnHit {
+    fn insert_flawed(&self, key: u8, value: Value) {
+        self.0.insert(key, value);
+    }
+    fn get_or_insert_with_flawed(&self, key: u8, init: impl FnOnce() -> Value) -> Value {
+        let loaded = init();
+        self.0.get_or_insert_with(key, || loaded)
+    }
+}
+
+impl RemovesToReplace {
+    fn insert_flawed(&self, key: u8, value: Value) {
+        self.0.remove(&key);
+        self.0.insert(key, value);
+    }
+    fn get_or_insert_with_flawed(&self, key: u8, init: impl FnOnce() -> Value) -> Value {
+        self.0.get_or_insert_with(key, init)
+    }
+}
+
+#[test]
+#[should_panic(expected = "init ran 1 times, not 0: op #1 GetOrInsertWith { key: k1, value: 11 }")]
+fn the_check_catches_init_on_a_hit() {
+    model::check::<InitsOnHit>(&loading_case());
+}
+
+#[test]
+#[should_panic(
+    expected = "the removal listener was told other (key, value, cause) than the model: op #8"
+)]
+fn the_check_catches_a_wrong_removal_cause() {
+    model::check::<RemovesToReplace>(&loading_case());
 }
 
 /// Shorthands for the hand-written bounded cases.
@@ -650,6 +937,24 @@ fn bounded_regressions() {
             Ttl::Zero,
             (0..8).map(|k| put(k, 1)).chain([Op::Clear]).collect(),
         ),
+        // Loads that evict, over an expired entry, and a failing one.
+        bounded(
+            2,
+            Unit,
+            One,
+            Ttl::Nanos(3),
+            loading_case()
+                .ops
+                .into_iter()
+                .chain([
+                    put(4, 1),
+                    Op::GetOrInsertWith {
+                        key: Key(5),
+                        value: 2,
+                    },
+                ])
+                .collect(),
+        ),
         // No bound, with a weigher: weights tracked, nothing evicted.
         bounded(
             250,
@@ -674,6 +979,11 @@ const HIDES_EVICTIONS: u8 = 0;
 const KEEPS_OLD_VALUE: u8 = 1;
 /// `weighted_size` counts entries, ignoring the weigher.
 const IGNORES_WEIGHTS: u8 = 2;
+/// `get_or_insert_with` runs `init` on a hit too.
+const INITS_ON_HIT: u8 = 3;
+/// An insert under a key inserted before removes the old value first (the
+/// listener is told `Removed`, not `Replaced`).
+const REMOVES_TO_REPLACE: u8 = 4;
 
 impl<const FLAW: u8> CacheApi<u8, Tracked> for Flawed<FLAW> {
     fn build(builder: CacheBuilder<u8, Tracked>) -> Self {
@@ -683,6 +993,9 @@ impl<const FLAW: u8> CacheApi<u8, Tracked> for Flawed<FLAW> {
         let again = !self.1.lock().unwrap().insert(key);
         if FLAW == KEEPS_OLD_VALUE && again {
             return;
+        }
+        if FLAW == REMOVES_TO_REPLACE && again {
+            self.0.remove(&key);
         }
         self.0.insert(key, value);
     }
@@ -722,6 +1035,23 @@ impl<const FLAW: u8> CacheApi<u8, Tracked> for Flawed<FLAW> {
     }
     fn close(&self) {
         self.0.close();
+    }
+}
+
+impl<const FLAW: u8> ModelApi<Tracked> for Flawed<FLAW> {
+    fn get_or_insert_with(&self, key: u8, init: impl FnOnce() -> Tracked) -> Tracked {
+        if FLAW == INITS_ON_HIT {
+            let loaded = init();
+            return self.0.get_or_insert_with(key, || loaded);
+        }
+        self.0.get_or_insert_with(key, init)
+    }
+    fn try_get_or_insert_with(
+        &self,
+        key: u8,
+        init: impl FnOnce() -> Result<Tracked, &'static str>,
+    ) -> Result<Tracked, &'static str> {
+        self.0.try_get_or_insert_with(key, init)
     }
 }
 
@@ -771,6 +1101,43 @@ fn the_bounded_check_catches_a_wrong_weight() {
     model::check_bounded::<Flawed<IGNORES_WEIGHTS>>(&bounded(
         8,
         Weights::Wide,
+        Shards::One,
+        Ttl::Zero,
+        ops,
+    ));
+}
+
+#[test]
+#[should_panic(expected = "init ran on a hit: op #1 GetOrInsertWith")]
+fn the_bounded_check_catches_init_on_a_hit() {
+    let ops = vec![
+        Op::GetOrInsertWith {
+            key: Key(0),
+            value: 1,
+        },
+        Op::GetOrInsertWith {
+            key: Key(0),
+            value: 2,
+        },
+    ];
+    model::check_bounded::<Flawed<INITS_ON_HIT>>(&bounded(
+        4,
+        Weights::Unit,
+        Shards::One,
+        Ttl::Zero,
+        ops,
+    ));
+}
+
+#[test]
+#[should_panic(
+    expected = "the removal listener was told other (key, serial, cause) than the model: op #1"
+)]
+fn the_bounded_check_catches_a_wrong_removal_cause() {
+    let ops = vec![put(0, 1), put(0, 2)];
+    model::check_bounded::<Flawed<REMOVES_TO_REPLACE>>(&bounded(
+        4,
+        Weights::Unit,
         Shards::One,
         Ttl::Zero,
         ops,

@@ -7,8 +7,11 @@
 //! decoded from raw bytes with `arbitrary`, so the fuzzer, `proptest` and the
 //! committed seed corpus all go through [`check_bytes`] and mean the same
 //! thing by the same bytes. Every op is applied to the cache under test
-//! (through `CacheApi`, with a `ManualClock`) and to [`Model`], and every
-//! result must be equal; at the end the contents must be equal too.
+//! (through `CacheApi` and [`ModelApi`], with a `ManualClock`) and to
+//! [`Model`], and every result must be equal; at the end the contents must
+//! be equal too. The loading ops must run `init` exactly when the model
+//! says, and a removal listener on the cache must be told exactly the
+//! entries the model says left, with their values and causes.
 //!
 //! Bounded caches have their own applier, [`check_bounded`]: the model
 //! cannot predict which entry an insert evicts, so it learns it from the
@@ -23,13 +26,15 @@
 
 #![allow(dead_code)]
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
-use shardcache::{Cache, Clock, ManualClock, Stats};
+use shardcache::baseline::SingleLockCache;
+use shardcache::{Cache, CacheBuilder, Clock, ManualClock, RemovalCause, Stats};
 
 use crate::common::CacheApi;
 
@@ -126,10 +131,20 @@ impl Step {
 }
 
 /// One operation of the cache API.
-#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Decoded by hand (below), not derived: the new loading ops must not
+/// change what the bytes of the ops before them mean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
-    Insert { key: Key, value: Value },
-    InsertWithTtl { key: Key, value: Value, ttl: Ttl },
+    Insert {
+        key: Key,
+        value: Value,
+    },
+    InsertWithTtl {
+        key: Key,
+        value: Value,
+        ttl: Ttl,
+    },
     Get(Key),
     ContainsKey(Key),
     Remove(Key),
@@ -138,6 +153,62 @@ pub enum Op {
     Len,
     IsEmpty,
     Advance(Step),
+    /// `get_or_insert_with(key, || value)`: the live value (`init` must not
+    /// run), else `value`, stored with the default TTL.
+    GetOrInsertWith {
+        key: Key,
+        value: Value,
+    },
+    /// `try_get_or_insert_with(key, || Err(..))`: the live value (`init`
+    /// must not run), else the error, and nothing stored.
+    TryGetOrInsertWithErr(Key),
+}
+
+/// `Op` as the derive decoded it when it had its first ten variants, so
+/// that every committed seed (and every corpus a fuzzer grew) keeps its
+/// meaning: the derive picks variant `(code * 10) >> 32` of a `u32` code;
+/// this reads `(code * 20) >> 32`, which is twice that or one more. The
+/// even half (the lower half of each variant's range, where every seed's
+/// code lies: the seeds use the first code of each range) keeps its old
+/// meaning; so does the odd half, except that the upper half of `Get`'s
+/// range is `GetOrInsertWith` and of `ContainsKey`'s range
+/// `TryGetOrInsertWithErr`. Fields follow the code, as in the derive.
+impl<'a> Arbitrary<'a> for Op {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let code = u64::from(u32::arbitrary(u)?);
+        Ok(match (code * 20) >> 32 {
+            0 | 1 => Op::Insert {
+                key: u.arbitrary()?,
+                value: u.arbitrary()?,
+            },
+            2 | 3 => Op::InsertWithTtl {
+                key: u.arbitrary()?,
+                value: u.arbitrary()?,
+                ttl: u.arbitrary()?,
+            },
+            4 => Op::Get(u.arbitrary()?),
+            5 => Op::GetOrInsertWith {
+                key: u.arbitrary()?,
+                value: u.arbitrary()?,
+            },
+            6 => Op::ContainsKey(u.arbitrary()?),
+            7 => Op::TryGetOrInsertWithErr(u.arbitrary()?),
+            8 | 9 => Op::Remove(u.arbitrary()?),
+            10 | 11 => Op::RemoveExpired,
+            12 | 13 => Op::Clear,
+            14 | 15 => Op::Len,
+            16 | 17 => Op::IsEmpty,
+            _ => Op::Advance(u.arbitrary()?),
+        })
+    }
+
+    fn size_hint(depth: usize) -> (usize, Option<usize>) {
+        // The code, then at most a key, a value and a TTL.
+        arbitrary::size_hint::and(
+            u32::size_hint(depth),
+            (0, Some(1 + 2 + Ttl::size_hint(depth).1.unwrap_or(8))),
+        )
+    }
 }
 
 /// The shard count of the cache under test (`SingleLockCache` ignores it).
@@ -179,7 +250,13 @@ pub struct Model {
     now: u64,
     default_ttl: Duration,
     entries: BTreeMap<u8, (Value, Option<u64>)>,
+    /// What the removal listener must have been told since the last
+    /// [`take_told`](Self::take_told): every entry that left, and why.
+    told: Vec<Notice>,
 }
+
+/// One call of the removal listener: key, value, cause.
+pub type Notice = (u8, Value, RemovalCause);
 
 impl Model {
     pub fn new(default_ttl: Duration) -> Self {
@@ -187,7 +264,14 @@ impl Model {
             now: 0,
             default_ttl,
             entries: BTreeMap::new(),
+            told: Vec::new(),
         }
+    }
+
+    /// The notices of the entries that left since the last call, in the
+    /// order they left.
+    pub fn take_told(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.told)
     }
 
     pub fn now(&self) -> u64 {
@@ -211,7 +295,10 @@ impl Model {
 
     pub fn insert_with_ttl(&mut self, key: u8, value: Value, ttl: Duration) {
         let deadline = self.deadline(ttl);
-        self.entries.insert(key, (value, deadline));
+        // Expired or not, the old value is replaced.
+        if let Some((old, _)) = self.entries.insert(key, (value, deadline)) {
+            self.told.push((key, old, RemovalCause::Replaced));
+        }
     }
 
     /// The live value; an expired entry is removed.
@@ -221,8 +308,28 @@ impl Model {
             Some(value)
         } else {
             self.entries.remove(&key);
+            self.told.push((key, value, RemovalCause::Expired));
             None
         }
+    }
+
+    /// `get_or_insert_with(key, || value)`: the live value, or (after
+    /// removing an expired one) `value`, inserted with the default TTL.
+    /// Also whether `init` runs: exactly when there was no live value.
+    pub fn get_or_insert_with(&mut self, key: u8, value: Value) -> (Value, bool) {
+        match self.get(key) {
+            Some(live) => (live, false),
+            None => {
+                self.insert(key, value);
+                (value, true)
+            }
+        }
+    }
+
+    /// `try_get_or_insert_with` with an `init` that fails: the live value
+    /// (`init` does not run), or `None` (it runs) and nothing stored.
+    pub fn try_get_or_insert_with_err(&mut self, key: u8) -> Option<Value> {
+        self.get(key)
     }
 
     pub fn contains_key(&mut self, key: u8) -> bool {
@@ -232,19 +339,34 @@ impl Model {
     /// Removes the entry; returns its value only if it was live.
     pub fn remove(&mut self, key: u8) -> Option<Value> {
         let (value, deadline) = self.entries.remove(&key)?;
-        self.is_live(deadline).then_some(value)
+        let live = self.is_live(deadline);
+        let cause = if live {
+            RemovalCause::Removed
+        } else {
+            RemovalCause::Expired
+        };
+        self.told.push((key, value, cause));
+        live.then_some(value)
     }
 
     pub fn remove_expired(&mut self) -> usize {
         let before = self.entries.len();
         let now = self.now;
-        self.entries
-            .retain(|_, (_, deadline)| live_at(now, *deadline));
+        let told = &mut self.told;
+        self.entries.retain(|&key, &mut (value, deadline)| {
+            let live = live_at(now, deadline);
+            if !live {
+                told.push((key, value, RemovalCause::Expired));
+            }
+            live
+        });
         before - self.entries.len()
     }
 
     pub fn clear(&mut self) {
-        self.entries.clear();
+        for (key, (value, _)) in std::mem::take(&mut self.entries) {
+            self.told.push((key, value, RemovalCause::Cleared));
+        }
     }
 
     /// Entries stored, expired ones included.
@@ -279,7 +401,8 @@ impl Model {
         self.is_live(deadline)
     }
 
-    /// Forgets `key`: a bounded cache evicted it.
+    /// Forgets `key`: a bounded cache evicted it. Tells nothing: what the
+    /// cache says of it is for [`check_bounded`] to judge.
     pub fn evict(&mut self, key: u8) {
         self.entries.remove(&key);
     }
@@ -293,26 +416,132 @@ fn live_at(now: u64, deadline: Option<u64>) -> bool {
     }
 }
 
+/// The error of [`Op::TryGetOrInsertWithErr`]'s `init`.
+pub const LOAD_FAILED: &str = "load failed";
+
+/// What the model check needs of a cache beyond [`CacheApi`]: the loading
+/// ops, and whether its builder takes a removal listener.
+pub trait ModelApi<V>: CacheApi<u8, V> {
+    /// Whether [`check`] and [`check_bounded`] may give the builder a
+    /// removal listener (`SingleLockCache` refuses one).
+    const LISTENS: bool = true;
+    fn get_or_insert_with(&self, key: u8, init: impl FnOnce() -> V) -> V;
+    fn try_get_or_insert_with(
+        &self,
+        key: u8,
+        init: impl FnOnce() -> Result<V, &'static str>,
+    ) -> Result<V, &'static str>;
+}
+
+impl<V: Clone + Send + Sync + 'static> ModelApi<V> for Cache<u8, V> {
+    fn get_or_insert_with(&self, key: u8, init: impl FnOnce() -> V) -> V {
+        Cache::get_or_insert_with(self, key, init)
+    }
+    fn try_get_or_insert_with(
+        &self,
+        key: u8,
+        init: impl FnOnce() -> Result<V, &'static str>,
+    ) -> Result<V, &'static str> {
+        Cache::try_get_or_insert_with(self, key, init)
+    }
+}
+
+/// The baseline has no loading methods and no listener: a `get`, then an
+/// `insert` on a miss, is what `get_or_insert_with` means with one thread.
+impl<V: Clone + Send + Sync + 'static> ModelApi<V> for SingleLockCache<u8, V> {
+    const LISTENS: bool = false;
+    fn get_or_insert_with(&self, key: u8, init: impl FnOnce() -> V) -> V {
+        self.get(&key).unwrap_or_else(|| {
+            let value = init();
+            self.insert(key, value.clone());
+            value
+        })
+    }
+    fn try_get_or_insert_with(
+        &self,
+        key: u8,
+        init: impl FnOnce() -> Result<V, &'static str>,
+    ) -> Result<V, &'static str> {
+        match self.get(&key) {
+            Some(value) => Ok(value),
+            None => {
+                let value = init()?;
+                self.insert(key, value.clone());
+                Ok(value)
+            }
+        }
+    }
+}
+
+/// What a removal listener was told, in order.
+pub type Told<T> = Arc<Mutex<Vec<T>>>;
+
+/// Takes what the listener was told since the last call.
+fn take<T>(told: &Told<T>) -> Vec<T> {
+    std::mem::take(&mut *told.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Sorts notices by key, value (or serial), then cause: the entries one op
+/// removes may be told in any order.
+fn sorted<T: Ord + Copy>(mut notices: Vec<(u8, T, RemovalCause)>) -> Vec<(u8, T, RemovalCause)> {
+    notices.sort_by_key(|&(key, value, cause)| (key, value, cause_rank(cause)));
+    notices
+}
+
+/// `RemovalCause` is not `Ord` (and is `non_exhaustive`).
+fn cause_rank(cause: RemovalCause) -> u8 {
+    match cause {
+        RemovalCause::Expired => 0,
+        RemovalCause::Evicted => 1,
+        RemovalCause::Replaced => 2,
+        RemovalCause::Removed => 3,
+        RemovalCause::Cleared => 4,
+        _ => 5,
+    }
+}
+
 /// Decodes an [`Input`] from `data` and runs [`check`] on it. Every byte
 /// string decodes to some input, so the fuzzer never wastes a run.
-pub fn check_bytes<C: CacheApi<u8, Value>>(data: &[u8]) {
+pub fn check_bytes<C: ModelApi<Value>>(data: &[u8]) {
     let input = Input::arbitrary_take_rest(Unstructured::new(data))
         .expect("every byte string decodes to an Input");
     check::<C>(&input);
 }
 
 /// Applies `input` to a fresh `C` and to a fresh [`Model`]; panics on the
-/// first difference, naming the op and its index.
-pub fn check<C: CacheApi<u8, Value>>(input: &Input) {
+/// first difference, naming the op and its index. After every op the
+/// removal listener (where `C` takes one) must have been told exactly the
+/// entries the model says left, each with the value and cause it says;
+/// `init` of the loading ops must have run exactly when the model says.
+pub fn check<C: ModelApi<Value>>(input: &Input) {
     let clock = ManualClock::new();
     let default_ttl = input.default_ttl.duration();
-    let cache = C::build(
-        Cache::builder()
-            .shards(input.shards.count())
-            .default_ttl(default_ttl)
-            .clock(clock.clone()),
-    );
+    let mut builder: CacheBuilder<u8, Value> = Cache::builder()
+        .shards(input.shards.count())
+        .default_ttl(default_ttl)
+        .clock(clock.clone());
+    let told: Told<Notice> = Told::default();
+    if C::LISTENS {
+        let log = Arc::clone(&told);
+        builder = builder.removal_listener(move |key, value, cause| {
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+            log.push((key, value, cause));
+        });
+    }
+    let cache = C::build(builder);
     let mut model = Model::new(default_ttl);
+    // What the listener was told, against what the model says.
+    let check_told = |model: &mut Model, at: &dyn Fn() -> String| {
+        let want = sorted(model.take_told());
+        if C::LISTENS {
+            assert_eq!(
+                sorted(take(&told)),
+                want,
+                "the removal listener was told other (key, value, cause) than the model: {}",
+                at()
+            );
+        }
+    };
 
     for (index, &op) in input.ops.iter().enumerate() {
         let now = model.now();
@@ -371,7 +600,47 @@ pub fn check<C: CacheApi<u8, Value>>(input: &Input) {
                 model.advance(by);
                 assert_eq!(clock.now_nanos(), model.now(), "clock differs: {}", at());
             }
+            Op::GetOrInsertWith { key, value } => {
+                let (want, must_init) = model.get_or_insert_with(key.0, value);
+                let ran = Cell::new(0);
+                let got = cache.get_or_insert_with(key.0, || {
+                    ran.set(ran.get() + 1);
+                    value
+                });
+                assert_eq!(
+                    ran.get(),
+                    usize::from(must_init),
+                    "init ran {} times, not {}: {}",
+                    ran.get(),
+                    usize::from(must_init),
+                    at()
+                );
+                assert_eq!(got, want, "get_or_insert_with differs: {}", at());
+            }
+            Op::TryGetOrInsertWithErr(key) => {
+                let live = model.try_get_or_insert_with_err(key.0);
+                let ran = Cell::new(0);
+                let got = cache.try_get_or_insert_with(key.0, || {
+                    ran.set(ran.get() + 1);
+                    Err(LOAD_FAILED)
+                });
+                assert_eq!(
+                    ran.get(),
+                    usize::from(live.is_none()),
+                    "init ran {} times, not {}: {}",
+                    ran.get(),
+                    usize::from(live.is_none()),
+                    at()
+                );
+                assert_eq!(
+                    got,
+                    live.ok_or(LOAD_FAILED),
+                    "try_get_or_insert_with differs: {}",
+                    at()
+                );
+            }
         }
+        check_told(&mut model, &at);
     }
 
     // Final contents. `get` removes expired entries, so compare the count
@@ -382,6 +651,7 @@ pub fn check<C: CacheApi<u8, Value>>(input: &Input) {
         let want = model.get(key);
         assert_eq!(cache.get(&key), want, "final get(k{key}) differs {end}");
     }
+    check_told(&mut model, &|| format!("final get {end}"));
     assert_eq!(
         cache.len(),
         model.len(),
@@ -463,7 +733,7 @@ pub struct BoundedInput {
 pub const BOUNDED_HEADER_BYTES: usize = 6;
 
 /// What [`check_bounded`] needs of a cache beyond [`CacheApi`].
-pub trait BoundedApi: CacheApi<u8, Tracked> {
+pub trait BoundedApi: ModelApi<Tracked> {
     fn weighted_size(&self) -> u64;
     fn max_capacity(&self) -> Option<u64>;
 }
@@ -618,6 +888,12 @@ pub fn check_bounded_bytes<C: BoundedApi>(data: &[u8]) {
 ///   share is stored, and (with one shard, where the model knows the
 ///   shard's capacity) an insert stops evicting once it fits.
 ///
+/// The loading ops are a lookup, then (on a miss) an insert whose value
+/// `init` makes: `init` must run exactly on a miss. The removal listener
+/// must have been told every value that left during the op, once, with
+/// the cause it left for, and nothing else (see
+/// [`BoundedRun::verify_told`]).
+///
 /// At the end every key is read, and once the cache is dropped no value is
 /// left alive: nothing leaked and nothing was dropped twice.
 pub fn check_bounded<C: BoundedApi>(bounded: &BoundedInput) {
@@ -644,10 +920,26 @@ pub fn check_bounded<C: BoundedApi>(bounded: &BoundedInput) {
     if weights != Weights::Unit {
         builder = builder.weigher(move |_key, value: &Tracked| weights.of(value.value));
     }
+    // The listener keeps the key, serial and cause, and drops the value at
+    // once, so that the registry sees it leave.
+    let told: Told<Departed> = Told::default();
+    if C::LISTENS {
+        let log = Arc::clone(&told);
+        builder = builder.removal_listener(move |key, value: Tracked, cause| {
+            let serial = value.serial;
+            drop(value);
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+            log.push((key, serial, cause));
+        });
+    }
     let registry = Arc::new(Registry::default());
     let mut run = BoundedRun {
         cache: C::build(builder),
         registry: Arc::clone(&registry),
+        told,
+        want_told: Vec::new(),
+        held: BTreeMap::new(),
+        made: Vec::new(),
         model: Model::new(default_ttl),
         serials: [0; KEYS as usize],
         next_serial: 0,
@@ -680,10 +972,30 @@ pub fn check_bounded<C: BoundedApi>(bounded: &BoundedInput) {
     assert_eq!(registry.alive(), 0, "value copies leaked");
 }
 
+/// A value that left a bounded cache: its key, serial, and why.
+pub type Departed = (u8, u32, RemovalCause);
+
+/// How [`BoundedRun::insert`] stores a value.
+#[derive(Clone, Copy)]
+enum Store {
+    Insert,
+    WithTtl(Duration),
+    /// `get_or_insert_with` of a key with no live value.
+    Load,
+}
+
 /// The state of one [`check_bounded`] run.
 struct BoundedRun<C> {
     cache: C,
     registry: Arc<Registry>,
+    /// What the removal listener was told.
+    told: Told<Departed>,
+    /// What it must have been told since the last op.
+    want_told: Vec<Departed>,
+    /// What the cache held after the last op (key to serial).
+    held: BTreeMap<u8, u32>,
+    /// The values made during this op (key, serial).
+    made: Vec<(u8, u32)>,
     model: Model,
     /// The serial of the latest insert of each key.
     serials: [u32; KEYS as usize],
@@ -725,11 +1037,74 @@ impl<C: BoundedApi> BoundedRun<C> {
             .sum()
     }
 
+    /// Moves what the model says left into `want_told`, each with the
+    /// serial its key has now (call it before the key's serial changes).
+    fn note_model_told(&mut self) {
+        for (key, _, cause) in self.model.take_told() {
+            let serial = self.serial(key);
+            self.want_told.push((key, serial, cause));
+        }
+    }
+
     fn apply(&mut self, op: Op, clock: &ManualClock, at: &dyn Fn() -> String) {
+        self.made.clear();
         match op {
-            Op::Insert { key, value } => self.insert(key.0, value, None, at),
+            Op::Insert { key, value } => self.insert(key.0, value, Store::Insert, at),
             Op::InsertWithTtl { key, value, ttl } => {
-                self.insert(key.0, value, Some(ttl.duration()), at);
+                self.insert(key.0, value, Store::WithTtl(ttl.duration()), at);
+            }
+            Op::GetOrInsertWith { key, value } => {
+                let len = self.model.len();
+                let live = self.model.get(key.0);
+                self.note_model_told();
+                self.lookup(len, live.is_some());
+                match live {
+                    Some(v) => {
+                        let want = (v, self.serial(key.0));
+                        let ran = Cell::new(0);
+                        let got = self.cache.get_or_insert_with(key.0, || {
+                            ran.set(ran.get() + 1);
+                            // Never kept: the check fails first.
+                            Tracked::new(&self.registry, key.0, value, u32::MAX)
+                        });
+                        assert_eq!(ran.get(), 0, "init ran on a hit: {}", at());
+                        let got = (got.value, got.serial);
+                        assert_eq!(
+                            got,
+                            want,
+                            "get_or_insert_with (value, serial) differs: {}",
+                            at()
+                        );
+                    }
+                    None => self.insert(key.0, value, Store::Load, at),
+                }
+            }
+            Op::TryGetOrInsertWithErr(key) => {
+                let len = self.model.len();
+                let live = self.model.try_get_or_insert_with_err(key.0);
+                self.note_model_told();
+                self.lookup(len, live.is_some());
+                let want = live.map(|v| (v, self.serial(key.0))).ok_or(LOAD_FAILED);
+                let ran = Cell::new(0);
+                let got = self.cache.try_get_or_insert_with(key.0, || {
+                    ran.set(ran.get() + 1);
+                    Err(LOAD_FAILED)
+                });
+                assert_eq!(
+                    ran.get(),
+                    usize::from(live.is_none()),
+                    "init ran {} times on a {}: {}",
+                    ran.get(),
+                    if live.is_some() { "hit" } else { "miss" },
+                    at()
+                );
+                let got = got.map(|t| (t.value, t.serial));
+                assert_eq!(
+                    got,
+                    want,
+                    "try_get_or_insert_with (value, serial) differs: {}",
+                    at()
+                );
             }
             Op::Get(key) => {
                 let len = self.model.len();
@@ -783,6 +1158,7 @@ impl<C: BoundedApi> BoundedRun<C> {
                 );
             }
         }
+        self.note_model_told();
     }
 
     fn serial(&self, key: u8) -> u32 {
@@ -802,7 +1178,7 @@ impl<C: BoundedApi> BoundedRun<C> {
 
     /// Inserts into both, then learns from the registry what the insert
     /// pushed out, accounts for it and checks the eviction rules.
-    fn insert(&mut self, key: u8, value: Value, ttl: Option<Duration>, at: &dyn Fn() -> String) {
+    fn insert(&mut self, key: u8, value: Value, store: Store, at: &dyn Fn() -> String) {
         let weight = u64::from(self.weights.of(value));
         let had_key = self.model.entry(key).is_some();
         // The weight if the insert removed nothing.
@@ -821,16 +1197,41 @@ impl<C: BoundedApi> BoundedRun<C> {
         self.next_serial += 1;
         let serial = self.next_serial;
         let tracked = Tracked::new(&self.registry, key, value, serial);
-        match ttl {
-            None => {
+        self.made.push((key, serial));
+        match store {
+            Store::Insert => {
                 self.cache.insert(key, tracked);
                 self.model.insert(key, value);
             }
-            Some(ttl) => {
+            Store::WithTtl(ttl) => {
                 self.cache.insert_with_ttl(key, tracked, ttl);
                 self.model.insert_with_ttl(key, value, ttl);
             }
+            Store::Load => {
+                let ran = Cell::new(0);
+                let got = self.cache.get_or_insert_with(key, || {
+                    ran.set(ran.get() + 1);
+                    tracked
+                });
+                assert_eq!(
+                    ran.get(),
+                    1,
+                    "init ran {} times on a miss: {}",
+                    ran.get(),
+                    at()
+                );
+                let got = (got.value, got.serial);
+                assert_eq!(
+                    got,
+                    (value, serial),
+                    "get_or_insert_with (value, serial) differs: {}",
+                    at()
+                );
+                self.model.insert(key, value);
+            }
         }
+        // The old value of `key`, if any, was replaced.
+        self.note_model_told();
         self.serials[usize::from(key)] = serial;
         self.stats.inserts += 1;
 
@@ -857,11 +1258,14 @@ impl<C: BoundedApi> BoundedRun<C> {
             .collect();
         for &(k, _) in &left {
             let expired = k != key && before.get(&k).is_some_and(|&(_, d)| !self.model.live(d));
-            if expired {
+            let cause = if expired {
                 self.stats.expirations += 1;
+                RemovalCause::Expired
             } else {
                 self.stats.evictions += 1;
-            }
+                RemovalCause::Evicted
+            };
+            self.want_told.push((k, self.serial(k), cause));
             self.model.evict(k);
         }
 
@@ -906,12 +1310,53 @@ impl<C: BoundedApi> BoundedRun<C> {
         }
     }
 
+    /// The removal listener's part of the checks after every op. First,
+    /// from the registry alone: every value that left the cache during the
+    /// op (held after the last op, or made by this one, and not held now)
+    /// was told exactly once, and nothing the cache still holds was told.
+    /// Then, against the model: each was told with the cause it left for
+    /// (`Replaced`, `Removed`, `Cleared`, `Expired` as the model says; an
+    /// entry an insert evicted as `Expired` if it had expired, else as
+    /// `Evicted`; an inserted value not stored as `Evicted`).
+    fn verify_told(&mut self, stored: &BTreeMap<u8, u32>, at: &dyn Fn() -> String) {
+        let told = sorted(take(&self.told));
+        let want = sorted(std::mem::take(&mut self.want_told));
+        if C::LISTENS {
+            let held_now: Vec<u32> = stored.values().copied().collect();
+            let mut left: Vec<(u8, u32)> = self
+                .held
+                .iter()
+                .map(|(&k, &s)| (k, s))
+                .chain(self.made.iter().copied())
+                .filter(|(_, s)| !held_now.contains(s))
+                .collect();
+            left.sort_unstable();
+            left.dedup();
+            let mut told_values: Vec<(u8, u32)> = told.iter().map(|&(k, s, _)| (k, s)).collect();
+            told_values.sort_unstable();
+            assert_eq!(
+                told_values,
+                left,
+                "the removal listener was told other values (key, serial) than left: {}",
+                at()
+            );
+            assert_eq!(
+                told,
+                want,
+                "the removal listener was told other (key, serial, cause) than the model: {}",
+                at()
+            );
+        }
+        self.held = stored.clone();
+    }
+
     /// The checks after every op.
-    fn verify(&self, at: &dyn Fn() -> String) {
+    fn verify(&mut self, at: &dyn Fn() -> String) {
         let stored = self
             .registry
             .stored()
             .unwrap_or_else(|e| panic!("{e}: {}", at()));
+        self.verify_told(&stored, at);
         assert_eq!(
             stored,
             self.expected(),
