@@ -1,4 +1,5 @@
-//! The janitor thread, shutdown, and where values are dropped.
+//! The janitor thread, shutdown, and where values are dropped (also those a
+//! bounded cache evicts).
 //!
 //! Expiry is driven by `ManualClock`; the only waiting is a bounded poll
 //! for the real janitor thread to get its turn.
@@ -135,6 +136,44 @@ fn values_are_dropped_after_the_lock_is_released() {
         assert_eq!(got, expected);
     }
     assert!(DROPS.load(Ordering::Relaxed) >= 5);
+}
+
+#[test]
+fn evicted_values_are_dropped_after_the_lock_is_released() {
+    static CACHE: OnceLock<Cache<u32, Arc<Reentrant>>> = OnceLock::new();
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    let clock = ManualClock::new();
+    let value = || {
+        Arc::new(Reentrant {
+            cache: &CACHE,
+            drops: &DROPS,
+        })
+    };
+    let cache = CACHE.get_or_init(|| {
+        Cache::builder()
+            .max_capacity(4)
+            .shards(1)
+            .clock(clock.clone())
+            .weigher(|key, _| if *key == 99 { 5 } else { 1 })
+            .build()
+    });
+    let (done, finished) = mpsc::channel();
+    let worker_clock = clock.clone();
+    std::thread::spawn(move || {
+        for key in 0..8 {
+            cache.insert(key, value()); // the last four each evict one
+        }
+        cache.insert(99, value()); // too heavy: dropped at once
+        cache.insert_with_ttl(7, value(), SECOND);
+        worker_clock.advance(2 * SECOND);
+        cache.insert(8, value()); // makes room by evicting the expired 7
+        cache.remove_expired();
+        done.send(()).expect("test thread is waiting");
+    });
+    finished
+        .recv_timeout(Duration::from_secs(30))
+        .expect("deadlock: an evicted value was dropped under the lock");
+    assert!(DROPS.load(Ordering::Relaxed) >= 6);
 }
 
 common::suite!(
