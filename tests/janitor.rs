@@ -9,21 +9,12 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::CacheApi;
+use common::{eventually, CacheApi};
 use shardcache::{Cache, ManualClock};
 
 const SECOND: Duration = Duration::from_secs(1);
-
-/// Polls `done` until it holds, for at most 30 s.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
 
 fn janitor_removes_expired_entries<C: CacheApi<u32, u32>>() {
     let clock = ManualClock::new();

@@ -3,23 +3,17 @@
 //! the janitor thread. Its own test binary, because it installs a panic
 //! hook to see panics on the janitor thread.
 
+mod common;
+
 use std::panic;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::eventually;
 use shardcache::{Cache, ManualClock};
 
 const SECOND: Duration = Duration::from_secs(1);
-
-/// Polls `done` until it holds, for at most 30 s.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
 
 /// Messages of panics on janitor threads, recorded by a hook that then
 /// calls the default one.

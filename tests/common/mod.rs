@@ -8,7 +8,7 @@
 use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shardcache::baseline::SingleLockCache;
 use shardcache::{Cache, CacheBuilder, Clock, Stats};
@@ -131,5 +131,16 @@ impl Clock for CountingClock {
     fn now_nanos(&self) -> u64 {
         self.0.fetch_add(1, Ordering::Relaxed);
         0
+    }
+}
+
+/// Polls `done` until it holds, for at most 30 s: the bounded wait for a
+/// real janitor thread to get its turn (expiry itself is driven by a
+/// `ManualClock`).
+pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
