@@ -19,6 +19,14 @@ cargo run --release --example compare -- --quick --out "$out"
 cargo run --release --example compare -- --quick --shards --out "$out"
 cargo run --release --example compare -- --quick --memory --out "$out"
 cargo run --release --example compare -- --quick --janitor --out "$out"
+# Instruction counts need valgrind; where it is missing the mode says so and
+# this smoke run skips it rather than fail for the machine's sake.
+if command -v valgrind >/dev/null; then
+    cargo run --release --example compare -- --quick --callgrind --subjects cache,rwlock --out "$out"
+    test -s "$out/callgrind.json" || { echo "bench-smoke: callgrind.json is missing" >&2; exit 1; }
+else
+    echo "bench-smoke: valgrind not found, --callgrind skipped"
+fi
 cargo run --release --example hitratio -- --quick --threads 2 --out "$out"
 cargo run --release --example read_through -- --quick
 cargo run --release --example sessions

@@ -62,6 +62,8 @@ pub struct Cache<K, V, S = ahash::RandomState> {
     /// Shard count - 1.
     mask: usize,
     default_ttl: Duration,
+    /// Whether `default_ttl` is set: inserts read the clock only then.
+    expires: bool,
     record_stats: bool,
     max_capacity: Option<u64>,
     /// Set only for bounded caches built with a weigher.
@@ -187,6 +189,7 @@ where
             shift: (u64::BITS - count.trailing_zeros()).min(u64::BITS - 1),
             mask: count - 1,
             default_ttl: builder.default_ttl,
+            expires: !builder.default_ttl.is_zero(),
             record_stats: builder.record_stats,
             max_capacity: builder.max_capacity,
             weigher: builder.weigher,
@@ -215,7 +218,7 @@ where
     /// ```
     #[inline]
     pub fn insert(&self, key: K, value: V) {
-        self.insert_with_ttl(key, value, self.default_ttl);
+        self.insert_at(key, value, self.default_deadline());
     }
 
     /// Inserts `value` under `key`, live for `ttl` from now, replacing any
@@ -240,6 +243,25 @@ where
         } else {
             deadline(self.shards.clock.now(), ttl)
         };
+        self.insert_at(key, value, deadline);
+    }
+
+    /// The deadline of an entry inserted now with the default TTL; without
+    /// one, [`NEVER`] and no clock read.
+    #[inline]
+    fn default_deadline(&self) -> u64 {
+        if self.expires {
+            deadline(self.shards.clock.now(), self.default_ttl)
+        } else {
+            NEVER
+        }
+    }
+
+    /// Inserts with the deadline computed. Inlined into the caller: the
+    /// unbounded half is small, and everything rare (a listener, a bounded
+    /// shard) is out of line.
+    #[inline]
+    fn insert_at(&self, key: K, value: V, deadline: u64) {
         let hash = self.hasher.hash_one(&key);
         let index = self.shard_index(hash);
         match &self.shards.tables {
@@ -254,9 +276,8 @@ where
                 // The unused key and the old value are dropped or handed to
                 // the listener here, after unlocking.
                 if let Some((key, old)) = replaced {
-                    match &self.shards.listener {
-                        None => drop((key, old)),
-                        Some(_) => self.shards.depart(key, old, RemovalCause::Replaced),
+                    if self.shards.listener.is_some() {
+                        self.shards.replaced(key, old);
                     }
                 }
             }
@@ -475,11 +496,7 @@ where
         value: V,
         flight: &Arc<Flight<V>>,
     ) -> Option<Panic> {
-        let deadline = if self.default_ttl.is_zero() {
-            NEVER
-        } else {
-            deadline(self.shards.clock.now(), self.default_ttl)
-        };
+        let deadline = self.default_deadline();
         match &self.shards.tables {
             Tables::Unbounded(locks) => {
                 let mut pending = Some((key, value));
@@ -774,6 +791,14 @@ impl<K, V> Shards<K, V> {
     /// lock held.
     fn depart(&self, key: K, value: V, cause: RemovalCause) {
         resume(deliver(self.listener.as_ref(), [(key, value, cause)]));
+    }
+
+    /// Tells the listener of a value an insert replaced; out of line, so
+    /// that an insert without a listener carries none of this code.
+    #[cold]
+    #[inline(never)]
+    fn replaced(&self, key: K, old: V) {
+        self.depart(key, old, RemovalCause::Replaced);
     }
 
     /// Number of shards.

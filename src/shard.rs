@@ -196,6 +196,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// is released. A key that moves between the tables (its TTL changed) is
     /// taken out of the old one only after its place in the new one is
     /// reserved, so a panic never loses it.
+    #[inline]
     pub(crate) fn insert<S: BuildHasher>(
         &mut self,
         hash: u64,

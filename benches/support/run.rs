@@ -58,6 +58,32 @@ pub trait Measure<V>: Send + Sync {
     /// `cursors[i]` of its stream and leaves there the batch it would have
     /// done next, so that successive runs continue the streams.
     fn run(&self, streams: &[&[Op<V>]], until: Until, cursors: &mut [usize]) -> Sample;
+
+    /// Does `n` operations of one kind on the calling thread, on keys drawn
+    /// uniformly from `0..keys` by a xorshift generator, with no stream and
+    /// no clock: the loop that `compare --callgrind` counts instructions of.
+    /// Returns a checksum, so that nothing is optimised away.
+    fn probe(&self, op: ProbeOp, n: u64, keys: u64) -> u64;
+}
+
+/// What [`Measure::probe`] does with each key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeOp {
+    /// Nothing but generate it: the loop's own cost, to subtract.
+    Loop,
+    /// `get` it (every key is present, so every `get` hits).
+    Get,
+    /// `insert` it, overwriting the value it has.
+    Insert,
+}
+
+/// The probe's generator: xorshift64, seeded as in the measurements.
+#[inline]
+fn next_key(state: &mut u64, keys: u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state % keys
 }
 
 impl<V: Value, M: ConcurrentMap<V>> Measure<V> for M {
@@ -71,6 +97,32 @@ impl<V: Value, M: ConcurrentMap<V>> Measure<V> for M {
 
     fn run(&self, streams: &[&[Op<V>]], until: Until, cursors: &mut [usize]) -> Sample {
         run(self, streams, until, cursors)
+    }
+
+    #[inline(never)]
+    fn probe(&self, op: ProbeOp, n: u64, keys: u64) -> u64 {
+        let mut state = 0x0139_408D_CBBF_7A44_u64;
+        let mut sum = 0u64;
+        match op {
+            ProbeOp::Loop => {
+                for _ in 0..n {
+                    sum = sum.wrapping_add(black_box(next_key(&mut state, keys)));
+                }
+            }
+            ProbeOp::Get => {
+                for _ in 0..n {
+                    let key = next_key(&mut state, keys);
+                    sum = sum.wrapping_add(u64::from(self.get(black_box(key)).is_some()));
+                }
+            }
+            ProbeOp::Insert => {
+                for _ in 0..n {
+                    let key = next_key(&mut state, keys);
+                    self.insert(black_box(key), V::for_key(key));
+                }
+            }
+        }
+        sum
     }
 }
 

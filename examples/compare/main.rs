@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+mod callgrind;
 mod janitor;
 mod memory;
 mod plot;
@@ -112,6 +113,18 @@ struct Args {
     #[arg(long, group = "mode")]
     shards: bool,
 
+    /// Instead of throughput: instructions per `get` and per overwriting
+    /// `insert` of each subject on one thread, counted by valgrind's
+    /// callgrind (needs `valgrind` on the PATH). Reproducible on any
+    /// x86-64 machine, busy or not. --subjects picks the subjects (those
+    /// that hold every key), --keys the key space, --quick fewer operations.
+    #[arg(long, group = "mode")]
+    callgrind: bool,
+
+    /// Internal: the child process that `--callgrind` runs under valgrind.
+    #[arg(long, hide = true, value_name = "SUBJECT:OP:N:KEYS")]
+    callgrind_child: Option<String>,
+
     /// Folder for the JSON and SVG files (created if missing).
     #[arg(long, default_value = "results", value_name = "DIR")]
     out: PathBuf,
@@ -144,8 +157,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     if args.threads.iter().flatten().any(|&t| t == 0) {
         return Err("thread counts must be at least 1".into());
     }
+    if let Some(spec) = &args.callgrind_child {
+        return callgrind::child(spec);
+    }
     fs::create_dir_all(&args.out)?;
-    if args.memory {
+    if args.callgrind {
+        run_callgrind(&args)
+    } else if args.memory {
         run_memory(&args)
     } else if args.janitor {
         run_janitor(&args)
@@ -178,6 +196,25 @@ fn run_memory(args: &Args) -> Result<(), Box<dyn Error>> {
     memory::print(&footprints);
     targets::print("Targets (one run)", &memory::targets(&footprints));
     let path = write(&args.out, "memory.json", &memory::to_json(&footprints))?;
+    println!("\nwrote {}", path.display());
+    Ok(())
+}
+
+fn run_callgrind(args: &Args) -> Result<(), Box<dyn Error>> {
+    let subjects = args
+        .subjects
+        .clone()
+        .unwrap_or_else(|| callgrind::SUBJECTS.to_vec());
+    let keys = args.keys.unwrap_or(DEFAULT_KEYS);
+    let n = if args.quick { 20_000 } else { 1_000_000 };
+    let counts = callgrind::run(&subjects, n, keys)?;
+    callgrind::print(&counts, n, keys);
+    targets::print("Targets (instruction counts)", &callgrind::targets(&counts));
+    let path = write(
+        &args.out,
+        "callgrind.json",
+        &callgrind::to_json(&counts, n, keys),
+    )?;
     println!("\nwrote {}", path.display());
     Ok(())
 }
