@@ -67,7 +67,10 @@ use crate::clock::{is_expired, NEVER};
 use crate::ghost::Ghost;
 use crate::listener::{Departures, RemovalCause};
 use crate::loading::Loading;
-use crate::shard::{table_with_capacity, too_large, Lookup, Removed, WriteCounts};
+use crate::shard::{
+    pack_room, shrink, shrink_empty, shrunk, sparse, table_room, table_with_capacity, too_large,
+    unpack_room, Lookup, Removed, WriteCounts,
+};
 use crate::sketch::Sketch;
 use crate::sync::{AtomicU8, Ordering};
 
@@ -155,6 +158,10 @@ pub(crate) struct BoundedShard<K, V> {
     pub(crate) counts: WriteCounts,
     /// Keys being loaded by `get_or_insert_with`.
     pub(crate) loading: Loading<K, V>,
+    /// The room `initial_capacity` gave `table` and `nodes` (`deadlines`
+    /// too); a removal never shrinks them below it.
+    keep_table: u32,
+    keep_nodes: u32,
 }
 
 impl<K, V> BoundedShard<K, V> {
@@ -172,8 +179,11 @@ impl<K, V> BoundedShard<K, V> {
         if let Err(error) = nodes.try_reserve_exact(reserve) {
             too_large(reserve, &error);
         }
+        let table = table_with_capacity(reserve);
         Self {
-            table: table_with_capacity(reserve),
+            keep_table: pack_room(table_room(&table)),
+            keep_nodes: pack_room(nodes.capacity()),
+            table,
             nodes,
             deadlines: Vec::new(),
             small: List::default(),
@@ -353,7 +363,23 @@ impl<K, V> BoundedShard<K, V> {
         }
         self.expiring -= removed.len();
         self.counts.expirations += removed.len() as u64;
+        // The sweep has no hasher: the slab shrinks now, the table only if
+        // the sweep emptied it, else at the shard's next removal.
+        self.shrink_slab(self.nodes.len());
+        shrink_empty(&mut self.table, unpack_room(self.keep_table));
         removed.into_iter().map(Node::into_pair).collect()
+    }
+
+    /// Shrinks `nodes` and `deadlines` if they hold fewer than a quarter of
+    /// the entries they have room for (see [`sparse`]). Runs no user code.
+    fn shrink_slab(&mut self, len: usize) {
+        let keep = unpack_room(self.keep_nodes);
+        if sparse(len, self.nodes.capacity(), keep) {
+            self.nodes.shrink_to(shrunk(len, keep));
+        }
+        if sparse(len, self.deadlines.capacity(), keep) {
+            self.deadlines.shrink_to(shrunk(len, keep));
+        }
     }
 }
 
@@ -656,7 +682,40 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
         node
     }
 
+    /// Whether one removal would leave the table, the slab or the
+    /// deadlines below a quarter full (see [`sparse`]).
+    #[inline]
+    fn sparse_after_removal(&self) -> bool {
+        let keep = unpack_room(self.keep_nodes);
+        let len = self.nodes.len() - 1;
+        let table = self.table.len().saturating_sub(1);
+        sparse(table, table_room(&self.table), unpack_room(self.keep_table))
+            || sparse(len, self.nodes.capacity(), keep)
+            || sparse(len, self.deadlines.capacity(), keep)
+    }
+
+    /// Before a removal that leaves the shard sparse, shrinks the table and
+    /// then the slab. The table's shrink runs `Hash` on every key; if it
+    /// panics, hashbrown leaves the table as it was, and nothing has been
+    /// taken out yet. The slab's shrink moves the nodes without changing
+    /// their indices, so the table and the queues stay valid.
+    #[cold]
+    #[inline(never)]
+    fn shrink_before_removal<S: BuildHasher>(&mut self, hasher: &S) {
+        let len = self.table.len().saturating_sub(1);
+        let keep = unpack_room(self.keep_table);
+        if sparse(len, table_room(&self.table), keep) {
+            let nodes = &self.nodes;
+            shrink(&mut self.table, len, keep, |&i| {
+                hasher.hash_one(&nodes[i as usize].key)
+            });
+        }
+        self.shrink_slab(self.nodes.len() - 1);
+    }
+
     /// Removes `key`. An expired entry is removed too, but reported as such.
+    /// If the removal leaves the shard below a quarter full, its table and
+    /// slab shrink first.
     pub(crate) fn remove<Q, S: BuildHasher>(
         &mut self,
         hash: u64,
@@ -672,6 +731,9 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
             self.loading.supersede(hash, key);
         }
         let i = self.find(hash, key)?;
+        if self.sparse_after_removal() {
+            self.shrink_before_removal(hasher);
+        }
         let expired = self.may_expire() && self.expired(i, now());
         let (key, value) = self.take(i, hash, hasher).into_pair();
         Some(if expired {
@@ -698,6 +760,9 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
         let i = self.find(hash, key)?;
         if !self.expired(i, now) {
             return None;
+        }
+        if self.sparse_after_removal() {
+            self.shrink_before_removal(hasher);
         }
         self.counts.expirations += 1;
         Some(self.take(i, hash, hasher).into_pair())
@@ -1102,5 +1167,146 @@ mod tests {
             }
             s.check();
         }
+    }
+
+    /// The entries the table, the slab and the deadlines have room for.
+    fn rooms(s: &Shard) -> (usize, usize, usize) {
+        (
+            table_room(&s.table),
+            s.nodes.capacity(),
+            s.deadlines.capacity(),
+        )
+    }
+
+    #[test]
+    fn removals_shrink_the_table_the_slab_and_the_deadlines() {
+        let mut s = Shard::new(10_000, 0, true);
+        let hasher = Hasher::default();
+        let n = if cfg!(miri) { 200 } else { 2000 };
+        for key in 0..n {
+            let deadline = if key % 2 == 0 { 10 } else { NEVER };
+            put_with(&mut s, key, key, deadline, 1, 0);
+        }
+        let full = rooms(&s);
+        assert!(full.0 >= n as usize && full.1 >= n as usize && full.2 >= n as usize);
+        for key in 10..n {
+            if key % 4 == 0 {
+                assert!(s.remove_if_expired(h(key), &key, 11, &hasher).is_some());
+            } else {
+                assert!(s.remove(h(key), &key, || 0, &hasher).is_some());
+            }
+            if !cfg!(miri) || key % 16 == 0 {
+                s.check();
+            }
+        }
+        s.check();
+        let (table, nodes, deadlines) = rooms(&s);
+        assert!(
+            table < 64 && nodes < 64 && deadlines < 64,
+            "{:?}",
+            rooms(&s)
+        );
+        assert_eq!(keys(&s), (0..10).collect());
+        put(&mut s, n, n);
+        assert_eq!(hit(&s, n), Some(n));
+    }
+
+    #[test]
+    fn a_sweep_shrinks_the_slab_and_frees_a_table_it_empties() {
+        let mut s = Shard::new(10_000, 0, true);
+        let hasher = Hasher::default();
+        let n = if cfg!(miri) { 200 } else { 2000 };
+        for key in 0..n {
+            put_with(&mut s, key, key, 10, 1, 0);
+        }
+        assert_eq!(s.remove_expired(11).len(), n as usize);
+        s.check();
+        assert_eq!(rooms(&s), (0, 0, 0), "emptied: all freed");
+        for key in 0..n {
+            put_with(&mut s, key, key, 10, 1, 0);
+        }
+        put_with(&mut s, n, n, 20, 1, 0);
+        let full = rooms(&s);
+        assert_eq!(s.remove_expired(11).len(), n as usize);
+        s.check();
+        let (table, nodes, deadlines) = rooms(&s);
+        assert!(nodes < 64 && deadlines < 64, "{:?}", rooms(&s));
+        assert_eq!(
+            table, full.0,
+            "the sweep has no hasher for a table it leaves"
+        );
+        // The next removal shrinks the table.
+        put(&mut s, n + 1, 0);
+        assert!(s.remove(h(n + 1), &(n + 1), || 0, &hasher).is_some());
+        s.check();
+        assert!(table_room(&s.table) < 64);
+        assert_eq!(s.remove_expired(21).len(), 1);
+        s.check();
+    }
+
+    #[test]
+    fn shrinking_keeps_the_room_asked_for() {
+        let mut s = Shard::new(10_000, 500, true);
+        let hasher = Hasher::default();
+        let asked = rooms(&s);
+        for key in 0..2000 {
+            put(&mut s, key, key);
+        }
+        for key in 0..2000 {
+            s.remove(h(key), &key, || 0, &hasher);
+        }
+        s.check();
+        assert_eq!((rooms(&s).0, rooms(&s).1), (asked.0, asked.1));
+    }
+
+    #[test]
+    fn a_hash_that_panics_during_a_shrink_loses_nothing() {
+        /// Panics on the hash after `armed - 1` more (0: never).
+        #[derive(Default)]
+        struct Flaky(std::cell::Cell<usize>);
+        impl BuildHasher for Flaky {
+            type Hasher = DefaultHasher;
+            fn build_hasher(&self) -> DefaultHasher {
+                match self.0.get() {
+                    0 => {}
+                    1 => panic!("Hash panics during the shrink"),
+                    n => self.0.set(n - 1),
+                }
+                DefaultHasher::default()
+            }
+        }
+        let mut s = Shard::new(10_000, 0, true);
+        for key in 0..400 {
+            put(&mut s, key, key);
+        }
+        let flaky = Flaky::default();
+        let mut key = 0;
+        let table = table_room(&s.table);
+        loop {
+            // A removal hashes the key moved into the hole: the second
+            // hash. A shrink hashes before it: two entries move, the
+            // third panics.
+            flaky.0.set(3);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                s.remove(h(key), &key, || 0, &flaky)
+            }));
+            if result.is_err() {
+                break;
+            }
+            assert_eq!(table_room(&s.table), table, "a shrink that did not hash");
+            key += 1;
+            assert!(key < 400, "no removal shrank the table");
+        }
+        s.check();
+        assert_eq!(
+            s.len(),
+            400 - key as usize,
+            "the panicking removal changed nothing"
+        );
+        assert_eq!(table_room(&s.table), table);
+        assert!((key..400).all(|k| hit(&s, k) == Some(k)));
+        assert!(s.remove(h(key), &key, || 0, &Hasher::default()).is_some());
+        assert!(table_room(&s.table) < table, "the next removal shrinks");
+        s.check();
     }
 }

@@ -240,6 +240,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// in the one for entries without). A bounded cache reserves at most its
     /// capacity.
     ///
+    /// The room stays: tables shrink when removals leave them below a
+    /// quarter full, but never below this.
+    ///
     /// # Panics
     ///
     /// [`build`](Self::build) panics with a clear message, instead of the

@@ -420,6 +420,14 @@ where
     /// Removes `key` and returns its value if it was live. An expired entry
     /// is removed too, and `None` returned.
     ///
+    /// A shard's table that the removal leaves below a quarter full shrinks
+    /// first (to 1.5x its entries, never below
+    /// [`initial_capacity`](CacheBuilder::initial_capacity), and not at all
+    /// when it has room for 32 entries or fewer), so memory follows the
+    /// contents; amortized over the removals, this costs O(1) each. If
+    /// `Hash` panics during that shrink, the panic reaches the caller and
+    /// the entry stays, with every other.
+    ///
     /// ```
     /// use shardcache::Cache;
     ///
@@ -437,7 +445,7 @@ where
         let index = self.shard_index(hash);
         let now = || self.shards.clock.now();
         let removed = match &self.shards.tables {
-            Tables::Unbounded(locks) => locks.write(index).remove(hash, key, now),
+            Tables::Unbounded(locks) => locks.write(index).remove(hash, key, now, &self.hasher),
             Tables::Bounded(locks) => locks.write(index).remove(hash, key, now, &self.hasher),
         };
         match removed? {
@@ -560,7 +568,7 @@ where
         let removed = match &self.shards.tables {
             Tables::Unbounded(locks) => locks
                 .write(index)
-                .remove_if_expired(hash, key, now)
+                .remove_if_expired(hash, key, now, &self.hasher)
                 .map(|entry| (entry.key, entry.value)),
             Tables::Bounded(locks) => {
                 locks
@@ -583,6 +591,12 @@ where
 {
     /// Removes every expired entry now, one shard at a time, and returns how
     /// many were removed. The janitor does the same in the background.
+    ///
+    /// A table the sweep empties gives its memory back (down to the room
+    /// [`initial_capacity`](CacheBuilder::initial_capacity) asked for). A
+    /// table it leaves below a quarter full but not empty shrinks at its
+    /// shard's next [`remove`](Self::remove): the sweep has no hasher to
+    /// move the entries left with.
     ///
     /// ```
     /// use std::time::Duration;
