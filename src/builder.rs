@@ -210,25 +210,39 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// How often a background thread sweeps expired entries out.
-    /// `Duration::ZERO`, the default, starts no thread: expired entries are
+    /// How often the background janitor sweeps expired entries out.
+    /// `Duration::ZERO`, the default, registers nothing: expired entries are
     /// then removed only when looked up, removed, or by
     /// [`Cache::remove_expired`].
     ///
-    /// Within each interval the janitor visits every shard once, one at a
-    /// time, spread evenly over the interval: it wakes `shards` times per
-    /// interval, so an interval of a few milliseconds keeps its thread busy.
-    /// A visit to a shard with no expired entry takes only its read lock.
+    /// One janitor thread (`shardcache-janitor`) serves every cache of the
+    /// process that has a cleanup interval, each on its own interval: it
+    /// starts with the first such cache and is stopped and joined when the
+    /// last one is closed or dropped, so 2000 caches cost one thread, not
+    /// 2000.
+    ///
+    /// Within each interval the janitor visits every shard of the cache
+    /// once, one at a time, spread evenly over the interval: it wakes
+    /// `shards` times per interval for this cache, so an interval of a few
+    /// milliseconds keeps the thread busy. A visit to a shard with no
+    /// expired entry takes only its read lock. Visits run one at a time on
+    /// the shared thread: a slow removal listener delays the sweeps of every
+    /// other cache (nothing is skipped, and readers never see an expired
+    /// entry meanwhile), so a listener should hand slow work elsewhere.
     ///
     /// ```
     /// use std::time::Duration;
     /// use shardcache::Cache;
     ///
-    /// let cache: Cache<u32, u32> = Cache::builder()
+    /// let sessions: Cache<u32, u32> = Cache::builder()
     ///     .default_ttl(Duration::from_secs(60))
     ///     .cleanup_interval(Duration::from_secs(10))
     ///     .build();
-    /// cache.close(); // stops and joins the janitor; dropping does it too
+    /// let tokens: Cache<u32, u32> = Cache::builder()
+    ///     .cleanup_interval(Duration::from_millis(500))
+    ///     .build(); // swept by the same thread, on its own interval
+    /// sessions.close(); // the janitor no longer sweeps it; dropping does it too
+    /// drop(tokens); // the last one: the janitor thread is stopped and joined
     /// ```
     pub fn cleanup_interval(mut self, every: Duration) -> Self {
         self.cleanup_interval = every;

@@ -34,6 +34,42 @@ fn janitor_removes_expired_entries<C: CacheApi<u32, u32>>() {
     cache.close();
 }
 
+/// Two caches on one (shared) janitor: each is swept on its own interval.
+/// The quick one is swept again and again while the hourly one, due much
+/// later, is left alone; the janitor never waits for the later deadline.
+fn caches_are_swept_on_their_own_intervals<C: CacheApi<u32, u32>>() {
+    let clock = ManualClock::new();
+    let build = |interval| {
+        C::build(
+            Cache::builder()
+                .shards(4)
+                .clock(clock.clone())
+                .cleanup_interval(interval),
+        )
+    };
+    let hourly = build(Duration::from_secs(3600));
+    let quick = build(Duration::from_millis(2));
+    let keys = if cfg!(miri) { 8 } else { 100 };
+    for key in 0..keys {
+        hourly.insert_with_ttl(key, key, SECOND);
+    }
+    for round in 0..3 {
+        for key in 0..keys {
+            quick.insert_with_ttl(key, key, SECOND);
+        }
+        clock.advance(2 * SECOND);
+        eventually(&format!("sweep {round} of the quick cache"), || {
+            quick.is_empty()
+        });
+    }
+    assert_eq!(hourly.len(), keys as usize, "the hourly cache was swept");
+    hourly.close();
+    // Still swept once the other cache is gone.
+    quick.insert_with_ttl(0, 0, SECOND);
+    clock.advance(2 * SECOND);
+    eventually("a sweep after the other cache closed", || quick.is_empty());
+}
+
 fn close_returns_promptly_with_a_long_interval<C: CacheApi<u32, u32> + 'static>() {
     let cache = C::build(Cache::builder().cleanup_interval(Duration::from_secs(3600)));
     let (done, closed) = mpsc::channel();
@@ -169,6 +205,7 @@ fn evicted_values_are_dropped_after_the_lock_is_released() {
 
 common::suite!(
     janitor_removes_expired_entries,
+    caches_are_swept_on_their_own_intervals,
     close_returns_promptly_with_a_long_interval,
     dropping_stops_the_janitor,
 );

@@ -1,7 +1,9 @@
 //! The janitor against hostile user code: values whose `Drop` panics, a
 //! cache dropped by a value its own janitor sweeps, and `close` called on
-//! the janitor thread. Its own test binary, because it installs a panic
-//! hook to see panics on the janitor thread.
+//! the janitor thread; and, since one janitor thread serves every cache,
+//! that none of these stops the sweeps of another cache. Its own test
+//! binary, because it installs a panic hook to see panics on the janitor
+//! thread.
 
 mod common;
 
@@ -138,4 +140,97 @@ fn close_on_the_janitor_thread_does_not_join_itself() {
         panics.iter().all(|m| m == "a value's Drop panics"),
         "{panics:?}"
     );
+}
+
+/// A cache that some tests keep alive next to the one under test, to show
+/// that the janitor they share keeps sweeping it.
+fn bystander(clock: &ManualClock) -> Cache<u32, u32> {
+    Cache::builder()
+        .shards(2)
+        .clock(clock.clone())
+        .cleanup_interval(Duration::from_millis(1))
+        .build()
+}
+
+/// Inserts an entry into `cache` that expires, expires it, and waits for
+/// the janitor to sweep it.
+fn swept_again(cache: &Cache<u32, u32>, clock: &ManualClock, what: &str) {
+    cache.insert_with_ttl(1, 1, SECOND);
+    clock.advance(2 * SECOND);
+    eventually(what, || cache.is_empty());
+}
+
+#[test]
+fn a_panicking_drop_in_one_cache_does_not_stop_sweeps_of_another() {
+    janitor_panics();
+    let clock = ManualClock::new();
+    let other = bystander(&clock);
+    let exploded = Arc::new(AtomicUsize::new(0));
+    let bombs: Cache<u32, Bomb> = Cache::builder()
+        .shards(1)
+        .clock(clock.clone())
+        .cleanup_interval(Duration::from_millis(1))
+        .build();
+    for round in 0..2 {
+        bombs.insert_with_ttl(1, Bomb(Arc::clone(&exploded)), SECOND);
+        bombs.insert_with_ttl(2, Bomb(Arc::clone(&exploded)), SECOND);
+        swept_again(&other, &clock, "the other cache swept");
+        eventually("the bombs swept", || bombs.is_empty());
+        eventually("the bombs went off", || {
+            exploded.load(Ordering::SeqCst) == 2 * (round + 1)
+        });
+    }
+    swept_again(&other, &clock, "the other cache swept after the panics");
+    assert!(format!("{other:?}").contains("running: true"));
+    assert!(format!("{bombs:?}").contains("running: true"));
+}
+
+#[test]
+fn close_from_a_listener_leaves_other_caches_swept() {
+    janitor_panics();
+    static CACHE: OnceLock<Cache<u32, u32>> = OnceLock::new();
+    static CLOSED: AtomicUsize = AtomicUsize::new(0);
+    let clock = ManualClock::new();
+    let other = bystander(&clock);
+    let cache = CACHE.get_or_init(|| {
+        Cache::builder()
+            .shards(1)
+            .clock(clock.clone())
+            .cleanup_interval(Duration::from_millis(1))
+            .removal_listener(|_, _, _| {
+                CACHE.get().expect("built").close();
+                CLOSED.fetch_add(1, Ordering::SeqCst);
+            })
+            .build()
+    });
+    cache.insert_with_ttl(1, 1, SECOND);
+    swept_again(&other, &clock, "the other cache swept");
+    eventually("the listener closed its cache", || {
+        CLOSED.load(Ordering::SeqCst) == 1
+    });
+    assert!(format!("{cache:?}").contains("running: false"));
+    // Closed: the janitor leaves it alone, the other cache is still swept.
+    cache.insert_with_ttl(2, 2, SECOND);
+    swept_again(&other, &clock, "the other cache swept after the close");
+    assert_eq!(cache.len(), 1, "the janitor swept a closed cache");
+    assert_eq!(CLOSED.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_cache_dropped_on_the_janitor_thread_leaves_other_caches_swept() {
+    janitor_panics();
+    let clock = ManualClock::new();
+    let other = bystander(&clock);
+    let cache: Arc<Cache<u32, Owner>> = Arc::new(
+        Cache::builder()
+            .clock(clock.clone())
+            .cleanup_interval(Duration::from_millis(1))
+            .build(),
+    );
+    let weak: Weak<Cache<u32, Owner>> = Arc::downgrade(&cache);
+    cache.insert_with_ttl(1, Owner(Arc::clone(&cache)), SECOND);
+    drop(cache);
+    swept_again(&other, &clock, "the other cache swept");
+    eventually("the janitor dropped the cache", || weak.upgrade().is_none());
+    swept_again(&other, &clock, "the other cache swept after the drop");
 }

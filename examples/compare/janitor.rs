@@ -15,6 +15,12 @@
 //! 10 ms shows once in the service times, but in the response times of all
 //! the `get`s that were due while it was blocked, as a server's callers
 //! would see it (no coordinated omission).
+//!
+//! Before that, the footprint of the janitor itself: [`CACHES`] caches of
+//! each kind are built with a cleanup interval, and the process's threads
+//! and virtual and resident memory (`/proc/self/status`, Linux only) are
+//! read before, with them, and after they are dropped. One janitor thread
+//! serves every cache of the process, so the caches add one thread.
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +42,9 @@ const SHORT_TTL: Duration = Duration::from_millis(100);
 /// Live keys the reader cycles through, drawn uniformly.
 const READER_KEYS: usize = 1 << 16;
 
+/// Caches with a cleanup interval built at once for the footprint.
+pub const CACHES: usize = 2000;
+
 /// The outcome for one cache.
 #[derive(Debug)]
 pub struct Report {
@@ -45,6 +54,58 @@ pub struct Report {
     pub gets: u64,
     pub service: Histogram<u64>,
     pub response: Histogram<u64>,
+    /// [`CACHES`] caches of this kind, each with a janitor (Linux only).
+    pub footprint: Option<Footprint>,
+}
+
+/// The process's threads and memory before [`CACHES`] caches with a
+/// cleanup interval were built, while they lived, and after they were
+/// dropped.
+#[derive(Debug, Clone, Copy)]
+pub struct Footprint {
+    pub before: Process,
+    pub with: Process,
+    pub after: Process,
+}
+
+/// One reading of `/proc/self/status`.
+#[derive(Debug, Clone, Copy)]
+pub struct Process {
+    pub threads: u64,
+    /// `VmSize`: virtual memory, in KiB.
+    pub virtual_kib: u64,
+    /// `VmRSS`: resident memory, in KiB.
+    pub resident_kib: u64,
+}
+
+impl Process {
+    /// Reads the calling process's status; `None` off Linux.
+    fn read() -> Option<Self> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let field = |name: &str| -> Option<u64> {
+            let line = status.lines().find(|l| l.starts_with(name))?;
+            line[name.len()..].split_whitespace().next()?.parse().ok()
+        };
+        Some(Self {
+            threads: field("Threads:")?,
+            virtual_kib: field("VmSize:")?,
+            resident_kib: field("VmRSS:")?,
+        })
+    }
+}
+
+/// Builds [`CACHES`] caches with `build`, reads the process, drops them.
+fn footprint<C>(build: impl Fn() -> C) -> Option<Footprint> {
+    let before = Process::read()?;
+    let caches: Vec<C> = (0..CACHES).map(|_| build()).collect();
+    let with = Process::read()?;
+    drop(caches);
+    let after = Process::read()?;
+    Some(Footprint {
+        before,
+        with,
+        after,
+    })
 }
 
 /// What the measurement needs from a cache; closures keep it monomorphic.
@@ -58,6 +119,19 @@ struct Target<G, I, L> {
 /// `entries` entries, for `window` each.
 pub fn run(entries: usize, window: Duration) -> Vec<Report> {
     let interval = window / 3;
+    eprintln!("janitor: {CACHES} caches of each kind with a cleanup interval");
+    let cache_footprint = footprint(|| {
+        Cache::<u64, u64, _>::builder()
+            .hasher(hasher())
+            .cleanup_interval(Duration::from_secs(60))
+            .build()
+    });
+    let single_footprint = footprint(|| {
+        Cache::<u64, u64, _>::builder()
+            .hasher(hasher())
+            .cleanup_interval(Duration::from_secs(60))
+            .build_single_lock()
+    });
     let cache = Cache::builder()
         .hasher(hasher())
         .cleanup_interval(interval)
@@ -68,7 +142,8 @@ pub fn run(entries: usize, window: Duration) -> Vec<Report> {
         insert_with_ttl: |k, v, ttl| cache.insert_with_ttl(k, v, ttl),
         len: || cache.len(),
     };
-    let sharded = measure(subject, &target, entries, window);
+    let mut sharded = measure(subject, &target, entries, window);
+    sharded.footprint = cache_footprint;
     drop(cache);
 
     let single = Cache::builder()
@@ -80,7 +155,8 @@ pub fn run(entries: usize, window: Duration) -> Vec<Report> {
         insert_with_ttl: |k, v, ttl| single.insert_with_ttl(k, v, ttl),
         len: || single.len(),
     };
-    let baseline = measure("SingleLockCache".to_owned(), &target, entries, window);
+    let mut baseline = measure("SingleLockCache".to_owned(), &target, entries, window);
+    baseline.footprint = single_footprint;
     vec![sharded, baseline]
 }
 
@@ -143,6 +219,7 @@ where
         gets,
         service,
         response,
+        footprint: None,
     }
 }
 
@@ -195,6 +272,37 @@ pub fn print(reports: &[Report], window: Duration) {
             );
         }
     }
+    if reports.iter().all(|r| r.footprint.is_none()) {
+        return;
+    }
+    println!();
+    println!("{CACHES} caches with a cleanup interval (60 s): the process before, with them, after dropping them");
+    println!(
+        "{:<20} {:>22} {:>28} {:>28}",
+        "subject", "threads", "virtual MiB", "resident MiB"
+    );
+    let mib = |kib: u64| format!("{:.1}", kib as f64 / 1024.0);
+    for r in reports {
+        let Some(f) = r.footprint else { continue };
+        let [b, w, a] = [f.before, f.with, f.after];
+        println!(
+            "{:<20} {:>22} {:>28} {:>28}",
+            r.subject,
+            format!("{} / {} / {}", b.threads, w.threads, a.threads),
+            format!(
+                "{} / {} / {}",
+                mib(b.virtual_kib),
+                mib(w.virtual_kib),
+                mib(a.virtual_kib)
+            ),
+            format!(
+                "{} / {} / {}",
+                mib(b.resident_kib),
+                mib(w.resident_kib),
+                mib(a.resident_kib)
+            ),
+        );
+    }
 }
 
 pub fn to_json(reports: &[Report], window: Duration) -> Json {
@@ -217,6 +325,19 @@ pub fn to_json(reports: &[Report], window: Duration) -> Json {
                 "gets": r.gets,
                 "service": latency(&r.service),
                 "response": latency(&r.response),
+                "footprint": r.footprint.map(|f| {
+                    let process = |p: Process| json!({
+                        "threads": p.threads,
+                        "virtual_kib": p.virtual_kib,
+                        "resident_kib": p.resident_kib,
+                    });
+                    json!({
+                        "caches": CACHES,
+                        "before": process(f.before),
+                        "with": process(f.with),
+                        "after": process(f.after),
+                    })
+                }),
             })
         })
         .collect();

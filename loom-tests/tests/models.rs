@@ -271,9 +271,11 @@ fn cache_with_janitor(live: &Arc<AtomicUsize>) -> Cache<u32, Counted, Hasher> {
 
 /// Model 5a. `close` races with the janitor thread, which sweeps once and
 /// then waits (see `src/janitor.rs`): `close` lands before its sweep, inside
-/// it, or while it waits. `close` must stop and join it (no deadlock: loom
-/// fails a model whose threads all block), after which nothing changes the
-/// cache behind our back, and every value is dropped exactly once.
+/// it, or while it waits. This is the only cache with cleanup in the model
+/// (the process, for the janitor), so `close` must stop and join the thread
+/// (no deadlock: loom fails a model whose threads all block), after which
+/// nothing changes the cache behind our back, and every value is dropped
+/// exactly once.
 ///
 /// Outcome: entries left after `close`.
 /// - `2`: stopped before it swept.
@@ -303,6 +305,56 @@ fn m5a_close_races_janitor() {
         drop(cache);
         assert_eq!(live.load(Ordering::SeqCst), 0, "values leaked");
         left
+    });
+}
+
+/// Model 5c. Two caches share the janitor thread, which sweeps each once
+/// and then waits. `close` of the first races with the thread: it lands
+/// before the first cache's sweep, inside it, or after, and the thread
+/// keeps running for the second cache, so `close` cannot rely on a join. It
+/// must wait out a sweep of its cache in progress: once it returns the
+/// janitor holds nothing of that cache and never changes it again. The
+/// second cache is still swept; dropping it, the last, stops and joins the
+/// thread.
+///
+/// Outcome: (entries left in the first cache after `close`, entries of the
+/// second when the model thread looks after `close`): each `2` (not swept
+/// yet) or `1` (swept), in any combination.
+#[test]
+fn m5c_close_of_one_cache_races_the_shared_janitor() {
+    explore(&[(1, 1), (1, 2), (2, 1), (2, 2)], || {
+        let (live, other_live) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let cache = Arc::new(cache_with_janitor(&live));
+        let other = cache_with_janitor(&other_live);
+        let closer = {
+            let live = Arc::clone(&live);
+            spawn(&cache, move |cache| {
+                cache.close();
+                let left = cache.len();
+                // The janitor may still run (for the other cache), but it
+                // has let go of this one: exactly its entries are alive.
+                assert_eq!(
+                    live.load(Ordering::SeqCst),
+                    left,
+                    "close returned mid-sweep"
+                );
+                assert!(format!("{cache:?}").contains("running: false"));
+                left
+            })
+        };
+        let left = closer.join().unwrap();
+        assert!(
+            format!("{other:?}").contains("running: true"),
+            "closing one cache stopped another's janitor"
+        );
+        let other_left = other.len();
+        assert_eq!(cache.len(), left, "the janitor swept a closed cache");
+        assert_eq!(live.load(Ordering::SeqCst), left, "values leaked");
+        drop(other);
+        assert_eq!(other_live.load(Ordering::SeqCst), 0, "values leaked");
+        drop(cache);
+        assert_eq!(live.load(Ordering::SeqCst), 0, "values leaked");
+        (left, other_left)
     });
 }
 
