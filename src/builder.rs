@@ -408,7 +408,9 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
 {
-    /// Builds the cache, and starts its janitor if a cleanup interval is set.
+    /// Builds the cache and, if a cleanup interval is set, registers it with
+    /// the process's janitor thread (starting the thread if no other cache
+    /// has).
     ///
     /// ```
     /// use shardcache::Cache;

@@ -78,8 +78,11 @@
 //!
 //! ## Lifecycle
 //!
-//! [`Cache::close`] and dropping the cache stop and join the janitor thread.
-//! The janitor holds only a weak reference to the shards.
+//! One janitor thread (`shardcache-janitor`) sweeps every cache of the
+//! process that has a cleanup interval. [`Cache::close`] and dropping the
+//! cache take it off the janitor's list (waiting out a sweep of it in
+//! progress); the last cache to leave stops and joins the thread. The
+//! janitor holds only weak references to the shards.
 //!
 //! ## The baseline
 //!
