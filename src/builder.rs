@@ -9,6 +9,7 @@ use crate::baseline::SingleLockCache;
 use crate::cache::Cache;
 use crate::clock::{Clock, ClockSource};
 use crate::listener::{Listener, RemovalCause};
+use crate::locks::MAX_STRIPES;
 use crate::sync::Arc;
 
 /// The most shards a cache can have.
@@ -61,6 +62,8 @@ pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     /// Set by [`shards`](Self::shards); else derived at build time.
     pub(crate) shards: Option<usize>,
+    /// Set by [`__stripes`](Self::__stripes); else the machine's default.
+    pub(crate) stripes: Option<usize>,
     pub(crate) max_capacity: Option<u64>,
     pub(crate) weigher: Option<Weigher<K, V>>,
     pub(crate) listener: Option<Listener<K, V>>,
@@ -77,6 +80,7 @@ impl<K, V> CacheBuilder<K, V> {
     pub(crate) fn new() -> Self {
         Self {
             shards: None,
+            stripes: None,
             max_capacity: None,
             weigher: None,
             listener: None,
@@ -98,6 +102,23 @@ impl<K, V> Default for CacheBuilder<K, V> {
 }
 
 impl<K, V, S> CacheBuilder<K, V, S> {
+    /// Reader stripes, instead of the machine's cores (at most 16); for
+    /// benchmarks that measure what stripes cost and buy (`compare
+    /// --stripes`). Not part of the public API.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is not a power of two from 1 to 16.
+    #[doc(hidden)]
+    pub fn __stripes(mut self, n: usize) -> Self {
+        assert!(
+            n.is_power_of_two() && n <= MAX_STRIPES,
+            "stripes must be a power of two from 1 to {MAX_STRIPES}, not {n}"
+        );
+        self.stripes = Some(n);
+        self
+    }
+
     /// Number of shards, rounded up to a power of two.
     ///
     /// More shards mean fewer threads meeting on one lock, at a cost of one
@@ -289,6 +310,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     pub fn hasher<S2: BuildHasher>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
         CacheBuilder {
             shards: self.shards,
+            stripes: self.stripes,
             max_capacity: self.max_capacity,
             weigher: self.weigher,
             listener: self.listener,

@@ -280,6 +280,8 @@ pub enum Subject {
     QuickCacheExact,
     /// `Cache` with this many shards, for the shard sweep.
     CacheShards(usize),
+    /// `Cache` with this many reader stripes, for the stripe sweep.
+    CacheStripes(usize),
 }
 
 /// How much room a bounded subject gets, for a key space of `keys` keys.
@@ -397,7 +399,7 @@ impl Subject {
             Subject::MokaHalf => "moka-half",
             Subject::CacheBoundedExact => "cache-bounded-exact",
             Subject::QuickCacheExact => "quick-cache-exact",
-            Subject::CacheShards(_) => return None,
+            Subject::CacheShards(_) | Subject::CacheStripes(_) => return None,
         })
     }
 
@@ -417,7 +419,8 @@ impl Subject {
             | Subject::DashMap
             | Subject::Papaya
             | Subject::Scc
-            | Subject::CacheShards(_) => None,
+            | Subject::CacheShards(_)
+            | Subject::CacheStripes(_) => None,
         }
     }
 
@@ -487,6 +490,9 @@ impl Subject {
             Subject::CacheShards(shards) => {
                 Box::new(Cache::builder().hasher(hasher()).shards(shards).build())
             }
+            Subject::CacheStripes(stripes) => {
+                Box::new(Cache::builder().hasher(hasher()).__stripes(stripes).build())
+            }
         }
     }
 
@@ -543,6 +549,7 @@ impl fmt::Display for Subject {
             Subject::CacheBoundedExact => f.write_str("Cache-bounded-exact"),
             Subject::QuickCacheExact => f.write_str("quick_cache-exact"),
             Subject::CacheShards(n) => write!(f, "{n} shards"),
+            Subject::CacheStripes(n) => write!(f, "{n} stripes"),
         }
     }
 }
@@ -578,11 +585,14 @@ impl ValueEnum for Subject {
             Subject::QuickCacheExact => {
                 "quick_cache::sync::Cache, room for exactly the keys, read-through (for --memory)"
             }
-            Subject::CacheShards(_) => "",
+            Subject::CacheShards(_) | Subject::CacheStripes(_) => "",
         };
         self.flag().map(|flag| PossibleValue::new(flag).help(help))
     }
 }
+
+/// Stripe counts of the stripe sweep: 1, 2, 4, 8, 16.
+pub const STRIPE_SWEEP: [usize; 5] = [1, 2, 4, 8, 16];
 
 /// Shard counts of the shard sweep: 1, 2, 4, ... 1024.
 pub const SHARD_SWEEP: [usize; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];

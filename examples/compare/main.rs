@@ -24,7 +24,7 @@ mod throughput;
 #[path = "../../benches/support/mod.rs"]
 mod support;
 
-use support::subjects::{Subject, SHARD_SWEEP};
+use support::subjects::{Subject, SHARD_SWEEP, STRIPE_SWEEP};
 use support::workload::{
     self, Workload, DEFAULT_KEYS, READ_THROUGH_PASSES, SMOKE_READ_THROUGH_PASSES,
 };
@@ -51,13 +51,14 @@ const LARGE_KEYS: usize = 1_000_000;
 /// that misses inserts the key), on longer streams, and their hit ratio is
 /// printed too.
 ///
-/// --memory, --janitor and --shards select another mode instead.
+/// --memory, --janitor, --callgrind, --shards and --stripes select another
+/// mode instead.
 #[derive(Debug, Parser)]
 #[command(verbatim_doc_comment)]
 struct Args {
     /// Thread counts to measure, comma-separated.
     /// [default: 1,2,4,... up to 2 x available parallelism, at most 32;
-    /// with --shards: the highest of those]
+    /// with --shards and --stripes: the highest of those]
     #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
     threads: Option<Vec<usize>>,
 
@@ -76,7 +77,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     workloads: Option<Vec<Workload>>,
 
-    /// Subjects to measure, comma-separated (ignored by --shards and
+    /// Subjects to measure, comma-separated (ignored by --shards, --stripes and
     /// --janitor).
     /// [default: all but the -exact ones; with --memory: all but the -full
     /// and -half ones]
@@ -112,6 +113,13 @@ struct Args {
     /// unless --workloads says otherwise.
     #[arg(long, group = "mode")]
     shards: bool,
+
+    /// Instead of the subjects: `Cache` with 1, 2, 4, 8 and 16 reader
+    /// stripes and with the default count, on read100-uniform and
+    /// read50-uniform unless --workloads says otherwise: what a stripe buys
+    /// readers and costs writers.
+    #[arg(long, group = "mode")]
+    stripes: bool,
 
     /// Instead of throughput: instructions per `get` and per overwriting
     /// `insert` of each subject on one thread, counted by valgrind's
@@ -238,12 +246,20 @@ fn run_janitor(args: &Args) -> Result<(), Box<dyn Error>> {
 
 fn run_throughput(args: &Args) -> Result<(), Box<dyn Error>> {
     let all_threads = workload::default_thread_counts();
-    let (name, subjects, default_workloads, default_threads) = if args.shards {
+    let sweep: Option<(&str, Vec<Subject>)> = if args.shards {
         let sweep = SHARD_SWEEP.iter().map(|&n| Subject::CacheShards(n));
+        Some(("shards", sweep.collect()))
+    } else if args.stripes {
+        let sweep = STRIPE_SWEEP.iter().map(|&n| Subject::CacheStripes(n));
+        Some(("stripes", sweep.collect()))
+    } else {
+        None
+    };
+    let (name, subjects, default_workloads, default_threads) = if let Some((name, sweep)) = sweep {
         let subjects = std::iter::once(Subject::Cache).chain(sweep).collect();
         let workloads = vec![Workload::Read100Uniform, Workload::Read50Uniform];
         (
-            "shards",
+            name,
             subjects,
             workloads,
             all_threads[all_threads.len() - 1..].to_vec(),
@@ -285,11 +301,15 @@ fn run_throughput(args: &Args) -> Result<(), Box<dyn Error>> {
     );
     let results = throughput::run(plan);
 
-    let json = if args.shards {
+    let json = if args.shards || args.stripes {
         let references = [Subject::Cache];
         results.print_tables(&references);
         let default_shards = shardcache::Cache::<u64, u64>::new().shard_count();
-        println!("\nCache is the default build: {default_shards} shards on this machine.");
+        println!(
+            "\nCache is the default build: {default_shards} shards and one stripe per core \
+             (at most 16) on this machine ({} cores).",
+            cores()
+        );
         let mut json = results.to_json(&references);
         json["default_shards"] = default_shards.into();
         json
