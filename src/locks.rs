@@ -155,7 +155,7 @@ impl<T> ShardLocks<T> {
     }
 
     /// Takes lock `index` for reading.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read(&self, index: usize) -> ReadGuard<'_, T> {
         let slot = &self.slots[index];
         let counter = self.counter(reader_stripe() & self.stripe_mask, index);

@@ -76,11 +76,19 @@ mod imp {
                     cached.set((stripe, left - 1));
                     return stripe;
                 }
-                let stripe = current_cpu().unwrap_or_else(thread_number);
-                cached.set((stripe, STRIPE_REFRESH - 1));
-                stripe
+                refresh_stripe(cached)
             })
             .unwrap_or_else(|_| thread_number())
+    }
+
+    /// Asks the CPU again: one read in [`STRIPE_REFRESH`], out of line so
+    /// that the other reads carry none of it.
+    #[cold]
+    #[inline(never)]
+    fn refresh_stripe(cached: &Cell<(usize, u32)>) -> usize {
+        let stripe = current_cpu().unwrap_or_else(thread_number);
+        cached.set((stripe, STRIPE_REFRESH - 1));
+        stripe
     }
 
     /// Reads between two asks of the CPU in [`reader_stripe`].
