@@ -19,11 +19,12 @@ cargo run --release --example compare -- --quick --out "$out"
 cargo run --release --example compare -- --quick --shards --out "$out"
 cargo run --release --example compare -- --quick --memory --out "$out"
 cargo run --release --example compare -- --quick --janitor --out "$out"
+cargo run --release --example compare -- --quick --writers --out "$out"
 cargo run --release --example hitratio -- --quick --threads 2 --out "$out"
 cargo run --release --example read_through -- --quick
 cargo run --release --example sessions
 
-for file in compare.json compare.svg shards.json shards.svg memory.json janitor.json \
+for file in compare.json compare.svg shards.json shards.svg memory.json janitor.json writers.json \
     hitratio.json hitratio.svg; do
     test -s "$out/$file" || { echo "bench-smoke: $out/$file is missing or empty" >&2; exit 1; }
 done
