@@ -27,11 +27,12 @@ if command -v valgrind >/dev/null; then
 else
     echo "bench-smoke: valgrind not found, --callgrind skipped"
 fi
+cargo run --release --example compare -- --quick --writers --out "$out"
 cargo run --release --example hitratio -- --quick --threads 2 --out "$out"
 cargo run --release --example read_through -- --quick
 cargo run --release --example sessions
 
-for file in compare.json compare.svg shards.json shards.svg memory.json janitor.json \
+for file in compare.json compare.svg shards.json shards.svg memory.json janitor.json writers.json \
     hitratio.json hitratio.svg; do
     test -s "$out/$file" || { echo "bench-smoke: $out/$file is missing or empty" >&2; exit 1; }
 done

@@ -16,24 +16,32 @@
 //! (`reader_stripe() % stripes`, see `sync.rs`). A reader of
 //! shard `i` counts itself in `readers[stripe][i]`; the counters of one
 //! stripe are packed in cache lines of their own, so a reader writes only
-//! lines that its stripe owns. The shard's own line holds a `writing` flag,
-//! the writers' mutex and the value; readers only read it.
+//! lines that its stripe owns. The shard's own line holds a `state` byte
+//! (`WRITING`, `PARKED`), the writers' mutex, a park mutex and condvar for
+//! a sleeping writer, and the value; readers only read it (unless they
+//! wake a writer).
 //!
 //! ```text
 //! readers: stripe 0: [shard 0..15][shard 16..31]...   one 128-byte block per 16 shards
 //!          stripe 1: [shard 0..15][shard 16..31]...
-//! slots:   [writing | writer mutex | value] per shard, one CachePadded each
+//! slots:   [state | writer mutex | park mutex | condvar | value] per shard, one CachePadded each
 //! ```
 //!
 //! # The protocol
 //!
-//! - read: `counter.fetch_add(1, Acquire)`; if `writing` is false, the read
-//!   lock is held; else undo the increment, wait on the writers' mutex
-//!   (sleeping, not spinning, while a writer works) and retry.
-//!   Unlock: `counter.fetch_sub(1, Release)`.
-//! - write: lock the writers' mutex; `writing = true`; then, for each
+//! - read: `counter.fetch_add(1, Acquire)`; if `state` is 0, the read lock
+//!   is held; else leave (below), wait on the writers' mutex (sleeping, not
+//!   spinning, while a writer works) and retry.
+//! - leave (unlock, or a step aside): `counter.fetch_sub(1, AcqRel)`; if it
+//!   returned 1 (the stripe's last reader) and `state` has `PARKED`, lock
+//!   the park mutex and notify its condvar.
+//! - write: lock the writers' mutex; `state = WRITING`; then, for each
 //!   stripe, wait until a `fetch_add(0, AcqRel)` on the shard's counter
-//!   returns zero. Unlock: `writing = false` (Release), then the mutex.
+//!   returns zero: spin briefly (about 130 spins and 4 yields), then park:
+//!   lock the park mutex, `state = WRITING | PARKED`, and while a
+//!   `fetch_add(0, AcqRel)` returns nonzero, wait on the condvar; then
+//!   `state = WRITING` and unlock the park mutex. Unlock: `state = 0`
+//!   (Release), then the writers' mutex.
 //!
 //! Why a reader and a writer never both get in, without `SeqCst`: the
 //! writer's check of each counter is a read-modify-write, and RMWs on one
@@ -42,36 +50,56 @@
 //! the RMW's Acquire synchronises with (reader's section happens-before the
 //! writer's). If the writer's RMW comes first, the reader's increment reads
 //! its value, so the RMW's Release synchronises with the increment's
-//! Acquire: the writer's earlier `writing = true` happens-before the
-//! reader's load of `writing`, which therefore sees `true` (or the `false`
+//! Acquire: the writer's earlier `state = WRITING` happens-before the
+//! reader's load of `state`, which therefore sees it (or the 0
 //! of a later unlock, whose Release orders the whole write section before
 //! the read). loom (`loom-tests/`) checks this protocol with every access
 //! to the value tracked, and treats `SeqCst` no stronger than `AcqRel`,
 //! which is why the protocol relies on neither.
 //!
+//! Why a parked writer is always woken (no lost wake-up), again without
+//! `SeqCst`: let R be the writer's last re-check (an RMW, made after it
+//! stored `PARKED` and while it holds the park mutex) that returned
+//! nonzero. Some reader counted before R in the counter's order has not
+//! left; readers counted after R see `WRITING` (the exclusion argument) and
+//! step aside, which is a leave too. So a leave D that brings the counter
+//! to zero comes after R in the counter's order. All writes to a counter
+//! are RMWs, so D reads from R's release sequence; D is Acquire, so R
+//! synchronises with D, and the writer's `PARKED` store, sequenced before
+//! R, happens before D's load of `state`, which therefore sees `PARKED`
+//! (or a later value: `WRITING` alone is stored only after a re-check
+//! returned zero, when no wake is needed). D's reader then takes the park
+//! mutex; the writer took it before R, and R happens before D, so the
+//! reader gets it only once the writer has released it, by waiting on
+//! the condvar (then the notification wakes it) or by finding zero. A
+//! woken writer re-checks with another RMW. A Release-only decrement would
+//! not synchronise with R, and its load could miss `PARKED`: the loom
+//! models m9a and m9b deadlock when the decrement is Release-only, when
+//! the unlock skips the wake, or when a step aside does.
+//!
 //! Writers serialise on a `Mutex`, so readers that meet a writer sleep
-//! rather than spin. A compare-and-swap spin lock on `writing` instead ran
+//! rather than spin. A compare-and-swap spin lock on `state` instead ran
 //! 19% faster for one thread at 50% writes (31.0 against 26.0 Mops/s), the
 //! same at 2 and 4 threads, but its spinning readers made the loom models
 //! unbounded; the mutex keeps every model checkable.
 //!
 //! Costs: a read is one RMW on a line private to its stripe, one load of the
 //! shard's line and one RMW to unlock, like `RwLock`'s, but without
-//! cross-core traffic. A write checks one counter per stripe, so stripes are
+//! cross-core traffic; the unlock also tests whether it left the counter
+//! at zero and, if so, loads `state` again (still in the cache). A write checks one counter per stripe, so stripes are
 //! kept to the number of cores (at most [`MAX_STRIPES`]).
 
 #![allow(unsafe_code)]
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 
 use crossbeam_utils::CachePadded;
 
 use crate::sync::{
-    reader_stripe, AtomicBool, AtomicUsize, ConstPtr, MutPtr, Mutex, MutexGuard, Ordering, Spin,
-    UnsafeCell,
+    reader_stripe, AtomicU8, AtomicUsize, Condvar, ConstPtr, MutPtr, Mutex, MutexGuard, Ordering,
+    Spin, UnsafeCell,
 };
 
 /// At most this many stripes: a writer checks one counter per stripe.
@@ -92,11 +120,65 @@ pub(crate) fn default_stripes() -> usize {
         .min(MAX_STRIPES)
 }
 
+/// `Slot::state` bit: a writer holds the writers' mutex and keeps readers
+/// out.
+const WRITING: u8 = 1;
+/// `Slot::state` bit: that writer sleeps on `unparked` until a reader counter
+/// falls to zero.
+const PARKED: u8 = 2;
+
 /// One shard's lock state and value, alone in its cache line(s).
 struct Slot<T> {
-    writing: AtomicBool,
+    /// `WRITING | PARKED` bits; written only by the writer holding `writer`.
+    state: AtomicU8,
     writer: Mutex<()>,
+    /// Guards the parked writer's re-check and wait against a reader's
+    /// wake-up (module docs).
+    park: Mutex<()>,
+    unparked: Condvar,
     value: UnsafeCell<T>,
+}
+
+impl<T> Slot<T> {
+    /// Ends one reader's count in `counter`, as an unlock or a step aside;
+    /// wakes the parked writer if this was the stripe's last reader.
+    #[inline]
+    fn leave(&self, counter: &AtomicUsize) {
+        // Acquire as well as Release: if this decrement comes after a
+        // parked writer's re-check in the counter's order, it synchronises
+        // with that re-check, so the load below sees `PARKED` (module docs).
+        let last = counter.fetch_sub(1, Ordering::AcqRel) == 1;
+        // `PARKED` first: it is rarely set, so the common path is one test.
+        if self.state.load(Ordering::Relaxed) & PARKED != 0 && last {
+            self.unpark();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unpark(&self) {
+        // Taking the mutex means the writer is either waiting on the
+        // condvar or past its re-check, never between the two.
+        let _park = self.park.lock();
+        self.unparked.notify_all();
+    }
+
+    /// Waits, asleep, until `counter` is zero; the caller holds `writer`
+    /// and has raised `WRITING`.
+    #[cold]
+    #[inline(never)]
+    fn park_until_drained(&self, counter: &AtomicUsize) {
+        let mut park = self.park.lock();
+        self.state.store(WRITING | PARKED, Ordering::Relaxed);
+        // A read-modify-write, Release so that a reader whose decrement
+        // comes later in the counter's order sees `PARKED`, Acquire so that
+        // the readers' sections happen before the write.
+        while counter.fetch_add(0, Ordering::AcqRel) != 0 {
+            park = self.unparked.wait(park);
+        }
+        self.state.store(WRITING, Ordering::Relaxed);
+        drop(park);
+    }
 }
 
 /// `count` reader-writer locks, each around its own `T`.
@@ -125,8 +207,10 @@ impl<T> ShardLocks<T> {
         let slots = (0..count)
             .map(|_| {
                 CachePadded::new(Slot {
-                    writing: AtomicBool::new(false),
+                    state: AtomicU8::new(0),
                     writer: Mutex::new(()),
+                    park: Mutex::new(()),
+                    unparked: Condvar::default(),
                     value: UnsafeCell::new(init()),
                 })
             })
@@ -161,16 +245,17 @@ impl<T> ShardLocks<T> {
         let counter = self.counter(reader_stripe() & self.stripe_mask, index);
         loop {
             counter.fetch_add(1, Ordering::Acquire);
-            if !slot.writing.load(Ordering::Acquire) {
+            if slot.state.load(Ordering::Acquire) == 0 {
                 return ReadGuard {
+                    slot,
                     counter,
                     value: ManuallyDrop::new(slot.value.get()),
-                    _lock: PhantomData,
                 };
             }
-            // A writer is in or on its way in: step aside, sleep until it
-            // releases the writers' mutex, and try again.
-            counter.fetch_sub(1, Ordering::Release);
+            // A writer is in or on its way in: step aside (waking it if it
+            // sleeps on this counter), sleep until it releases the writers'
+            // mutex, and try again.
+            slot.leave(counter);
             drop(slot.writer.lock());
         }
     }
@@ -181,21 +266,26 @@ impl<T> ShardLocks<T> {
         let writer = slot.writer.lock();
         // Ordered before the readers' increments by the Release of the
         // read-modify-writes below (see the module docs).
-        slot.writing.store(true, Ordering::Relaxed);
+        slot.state.store(WRITING, Ordering::Relaxed);
         for stripe in 0..=self.stripe_mask {
             let counter = self.counter(stripe, index);
             let spin = Spin::default();
             // Spin on loads, which leave the line shared; confirm with
             // `fetch_add(0)`, because only a read-modify-write is ordered
-            // with the readers' increments (module docs).
+            // with the readers' increments (module docs). After a short
+            // spin, sleep until the stripe's last reader wakes us.
             while counter.load(Ordering::Relaxed) != 0
                 || counter.fetch_add(0, Ordering::AcqRel) != 0
             {
+                if spin.is_completed() {
+                    slot.park_until_drained(counter);
+                    break;
+                }
                 spin.wait();
             }
         }
         WriteGuard {
-            writing: &slot.writing,
+            state: &slot.state,
             value: ManuallyDrop::new(slot.value.get_mut()),
             _writer: writer,
         }
@@ -213,11 +303,11 @@ impl<T> fmt::Debug for ShardLocks<T> {
 
 /// A read lock on one shard; shared access to its value.
 pub(crate) struct ReadGuard<'a, T> {
+    slot: &'a Slot<T>,
     counter: &'a AtomicUsize,
     /// Dropped by hand before the lock is released: under loom, the
     /// pointer's lifetime is the access that the model checks.
     value: ManuallyDrop<ConstPtr<T>>,
-    _lock: PhantomData<&'a T>,
 }
 
 impl<T> Deref for ReadGuard<'_, T> {
@@ -237,16 +327,16 @@ impl<T> Drop for ReadGuard<'_, T> {
     fn drop(&mut self) {
         // SAFETY: `value` is never used again.
         unsafe { ManuallyDrop::drop(&mut self.value) };
-        self.counter.fetch_sub(1, Ordering::Release);
+        self.slot.leave(self.counter);
     }
 }
 
 /// A write lock on one shard; exclusive access to its value.
 pub(crate) struct WriteGuard<'a, T> {
-    writing: &'a AtomicBool,
+    state: &'a AtomicU8,
     /// Dropped by hand before the lock is released, as in `ReadGuard`.
     value: ManuallyDrop<MutPtr<T>>,
-    // Released after `drop` clears `writing`, so readers waiting on the
+    // Released after `drop` clears `state`, so readers waiting on the
     // mutex retry only when the flag is down.
     _writer: MutexGuard<'a, ()>,
 }
@@ -257,7 +347,7 @@ impl<T> Deref for WriteGuard<'_, T> {
     #[inline]
     fn deref(&self) -> &T {
         // SAFETY: this guard holds the writers' mutex, and no reader holds
-        // the lock (every counter was seen at zero with `writing` up), so
+        // the lock (every counter was seen at zero with `WRITING` up), so
         // no other reference to the value exists while it lives.
         unsafe { MutPtr::deref(&self.value) }
     }
@@ -276,7 +366,7 @@ impl<T> Drop for WriteGuard<'_, T> {
     fn drop(&mut self) {
         // SAFETY: `value` is never used again.
         unsafe { ManuallyDrop::drop(&mut self.value) };
-        self.writing.store(false, Ordering::Release);
+        self.state.store(0, Ordering::Release);
     }
 }
 

@@ -13,8 +13,9 @@
 //! switch on `cfg(loom)` and would then expect to run inside a loom model.
 //!
 //! Besides std's names, the shim provides `UnsafeCell` with loom's
-//! interface, `thread_number` (a small per-thread number, for stripes) and
-//! `Spin` (a polite spin wait, which under loom yields to the scheduler).
+//! interface, `thread_number` (a small per-thread number, for stripes),
+//! `Spin` (a bounded polite spin wait, which under loom gives up at once)
+//! and `Condvar` (std's or loom's, for parking).
 //!
 //! Exceptions, each deliberate:
 //! - `Arc`/`Weak` are std's in both builds: loom has no `Weak`, and the
@@ -120,6 +121,12 @@ mod imp {
     impl Spin {
         pub(crate) fn wait(&self) {
             self.0.snooze();
+        }
+
+        /// Whether the caller has spun and yielded long enough (about 130
+        /// spins and 4 yields) and should block instead.
+        pub(crate) fn is_completed(&self) -> bool {
+            self.0.is_completed()
         }
     }
 
@@ -281,6 +288,12 @@ mod imp {
     impl Spin {
         pub(crate) fn wait(&self) {
             thread::yield_now();
+        }
+
+        /// Under loom, never spin before blocking: the blocking path is the
+        /// one the models must check, and every spin adds states.
+        pub(crate) fn is_completed(&self) -> bool {
+            true
         }
     }
     use std::sync::PoisonError;

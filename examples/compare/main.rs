@@ -19,6 +19,7 @@ mod memory;
 mod plot;
 mod targets;
 mod throughput;
+mod writers;
 
 #[allow(dead_code)] // the criterion benches use the rest of the harness
 #[path = "../../benches/support/mod.rs"]
@@ -51,8 +52,8 @@ const LARGE_KEYS: usize = 1_000_000;
 /// that misses inserts the key), on longer streams, and their hit ratio is
 /// printed too.
 ///
-/// --memory, --janitor, --callgrind, --shards and --stripes select another
-/// mode instead.
+/// --memory, --janitor, --callgrind, --writers, --shards and --stripes
+/// select another mode instead.
 #[derive(Debug, Parser)]
 #[command(verbatim_doc_comment)]
 struct Args {
@@ -64,12 +65,14 @@ struct Args {
 
     /// Measurement window of each repetition, e.g. 25ms or 2s; in --janitor
     /// mode, the window of each cache.
-    /// [default: 25ms, --quick 15ms; --janitor 3s, with --quick 1s]
+    /// [default: 25ms, --quick 15ms; --janitor 3s, with --quick 1s;
+    /// --writers 1s, with --quick 200ms]
     #[arg(long, value_parser = parse_duration, value_name = "TIME")]
     duration: Option<Duration>,
 
-    /// Repetitions of each cell; tables show the median.
-    /// [default: 15, --quick 1]
+    /// Repetitions of each cell; tables show the median (--writers: the
+    /// sum of the repetitions).
+    /// [default: 15, --quick 1; --writers 3, with --quick 1]
     #[arg(long, value_name = "N")]
     reps: Option<usize>,
 
@@ -133,6 +136,12 @@ struct Args {
     #[arg(long, hide = true, value_name = "SUBJECT:OP:N:KEYS")]
     callgrind_child: Option<String>,
 
+    /// Instead of throughput: one writer among 3 hot readers on one cache;
+    /// the writer's p50/p99/max latency and writes done, the readers'
+    /// Mops/s, Cache against SingleLockCache (--keys keys, default 100000).
+    #[arg(long, group = "mode")]
+    writers: bool,
+
     /// Folder for the JSON and SVG files (created if missing).
     #[arg(long, default_value = "results", value_name = "DIR")]
     out: PathBuf,
@@ -175,6 +184,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         run_memory(&args)
     } else if args.janitor {
         run_janitor(&args)
+    } else if args.writers {
+        run_writers(&args)
     } else {
         run_throughput(&args)
     }
@@ -239,6 +250,25 @@ fn run_janitor(args: &Args) -> Result<(), Box<dyn Error>> {
         &args.out,
         "janitor.json",
         &janitor::to_json(&reports, window),
+    )?;
+    println!("\nwrote {}", path.display());
+    Ok(())
+}
+
+fn run_writers(args: &Args) -> Result<(), Box<dyn Error>> {
+    let window = args.duration.unwrap_or(if args.quick {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(1)
+    });
+    let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 });
+    let reports = writers::run(args.keys.unwrap_or(DEFAULT_KEYS), window, reps);
+    writers::print(&reports, window, reps);
+    targets::print("Targets (one run)", &writers::targets(&reports));
+    let path = write(
+        &args.out,
+        "writers.json",
+        &writers::to_json(&reports, window, reps),
     )?;
     println!("\nwrote {}", path.display());
     Ok(())

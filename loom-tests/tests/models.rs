@@ -607,3 +607,66 @@ fn m8_inserts_race_eviction_in_one_shard() {
         present[1]
     });
 }
+
+/// A cache of one shard holding `KEY => 1`, no TTL.
+fn cache_with_live_entry() -> Arc<TestCache> {
+    let clock = ManualClock::new();
+    let cache = builder(&clock).build();
+    cache.insert(KEY, 1);
+    Arc::new(cache)
+}
+
+/// Model 9a. A writer parks behind a reader and is woken. One thread reads
+/// `KEY` (one read lock), the other overwrites it. Under loom the writer
+/// never spins: if it finds the reader's count nonzero it raises `PARKED`,
+/// re-checks the count with a read-modify-write and sleeps on the slot's
+/// condvar; the reader's unlock, bringing the count to zero, must see
+/// `PARKED` and wake it. A lost wake-up leaves the writer asleep forever,
+/// which loom reports as a deadlock.
+///
+/// Outcome: what the read returned.
+/// - `Some(1)`: the read came first (the writer may have parked behind it).
+/// - `Some(2)`: the write came first.
+#[test]
+fn m9a_writer_parks_behind_a_reader() {
+    explore(&[Some(1), Some(2)], || {
+        let cache = cache_with_live_entry();
+        let reader = spawn(&cache, |cache| cache.get(&KEY));
+        let writer = spawn(&cache, |cache| cache.insert(KEY, 2));
+        let got = reader.join().unwrap();
+        writer.join().unwrap();
+        assert_eq!(cache.get(&KEY), Some(2), "the write was lost");
+        got
+    });
+}
+
+/// Model 9b. A writer parks behind one reader while another reader steps
+/// aside. Two readers of `KEY` on one reader stripe (under loom a thread's
+/// stripe is its number: threads 1 and 3 share a counter of the two
+/// stripes of the 2-core machine) and a writer between them. A reader
+/// that arrives while `WRITING` is up undoes its count, which may be the
+/// one that brings the counter to zero: that decrement must wake the
+/// parked writer too, and the reader then sleeps on the writers' mutex and
+/// retries. Only the decrement that reaches zero wakes; if it missed
+/// `PARKED`, loom reports the deadlock.
+///
+/// Outcome: (first read, second read); every combination occurs.
+#[test]
+fn m9b_writer_parks_while_a_reader_steps_aside() {
+    let all = [
+        (Some(1), Some(1)),
+        (Some(1), Some(2)),
+        (Some(2), Some(1)),
+        (Some(2), Some(2)),
+    ];
+    explore(&all, || {
+        let cache = cache_with_live_entry();
+        let first = spawn(&cache, |cache| cache.get(&KEY));
+        let writer = spawn(&cache, |cache| cache.insert(KEY, 2));
+        let second = spawn(&cache, |cache| cache.get(&KEY));
+        let got = (first.join().unwrap(), second.join().unwrap());
+        writer.join().unwrap();
+        assert_eq!(cache.get(&KEY), Some(2), "the write was lost");
+        got
+    });
+}
