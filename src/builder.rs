@@ -70,6 +70,8 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     pub(crate) hasher: S,
     pub(crate) clock: ClockSource,
     pub(crate) record_stats: bool,
+    /// Set by the hidden [`__stripes`](Self::__stripes); else one per core.
+    pub(crate) stripes: Option<usize>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -86,6 +88,7 @@ impl<K, V> CacheBuilder<K, V> {
             hasher: ahash::RandomState::new(),
             clock: ClockSource::default(),
             record_stats: false,
+            stripes: None,
             _types: PhantomData,
         }
     }
@@ -124,6 +127,34 @@ impl<K, V, S> CacheBuilder<K, V, S> {
              (it is rounded up to a power of two)"
         );
         self.shards = Some(n.next_power_of_two());
+        self
+    }
+
+    /// Reader stripes of the shard locks, a power of two from 1 to 16,
+    /// instead of one per core (at most 16). Hidden: for benchmarks and
+    /// footprint tests that simulate another machine; the default is right
+    /// for the machine the cache runs on.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// // A 128-core machine's lock layout, on any machine.
+    /// let cache: Cache<u32, u32> = Cache::builder().shards(1024).__stripes(16).build();
+    /// cache.insert(1, 1);
+    /// assert_eq!(cache.get(&1), Some(1));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `n` is not a power of two from 1 to 16.
+    #[doc(hidden)]
+    pub fn __stripes(mut self, n: usize) -> Self {
+        let max = crate::locks::MAX_STRIPES;
+        assert!(
+            n.is_power_of_two() && n <= max,
+            "shardcache: __stripes({n}) must be a power of two from 1 to {max}"
+        );
+        self.stripes = Some(n);
         self
     }
 
@@ -281,6 +312,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             hasher,
             clock: self.clock,
             record_stats: self.record_stats,
+            stripes: self.stripes,
             _types: PhantomData,
         }
     }

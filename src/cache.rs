@@ -152,7 +152,7 @@ where
         let count = builder.shard_count();
         debug_assert!(count.is_power_of_two());
         let per_shard = builder.initial_capacity.div_ceil(count);
-        let stripes = default_stripes();
+        let stripes = builder.stripes.unwrap_or_else(default_stripes);
         let tables = match builder.bound() {
             None => Tables::Unbounded(ShardLocks::new(count, stripes, || {
                 Shard::with_capacity(per_shard, !builder.default_ttl.is_zero())
