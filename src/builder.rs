@@ -9,7 +9,6 @@ use crate::baseline::SingleLockCache;
 use crate::cache::Cache;
 use crate::clock::{Clock, ClockSource};
 use crate::listener::{Listener, RemovalCause};
-use crate::locks::MAX_STRIPES;
 use crate::sync::Arc;
 
 /// The most shards a cache can have.
@@ -62,8 +61,6 @@ pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     /// Set by [`shards`](Self::shards); else derived at build time.
     pub(crate) shards: Option<usize>,
-    /// Set by [`__stripes`](Self::__stripes); else the machine's default.
-    pub(crate) stripes: Option<usize>,
     pub(crate) max_capacity: Option<u64>,
     pub(crate) weigher: Option<Weigher<K, V>>,
     pub(crate) listener: Option<Listener<K, V>>,
@@ -73,6 +70,8 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     pub(crate) hasher: S,
     pub(crate) clock: ClockSource,
     pub(crate) record_stats: bool,
+    /// Set by the hidden [`__stripes`](Self::__stripes); else one per core.
+    pub(crate) stripes: Option<usize>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -80,7 +79,6 @@ impl<K, V> CacheBuilder<K, V> {
     pub(crate) fn new() -> Self {
         Self {
             shards: None,
-            stripes: None,
             max_capacity: None,
             weigher: None,
             listener: None,
@@ -90,6 +88,7 @@ impl<K, V> CacheBuilder<K, V> {
             hasher: ahash::RandomState::new(),
             clock: ClockSource::default(),
             record_stats: false,
+            stripes: None,
             _types: PhantomData,
         }
     }
@@ -102,23 +101,6 @@ impl<K, V> Default for CacheBuilder<K, V> {
 }
 
 impl<K, V, S> CacheBuilder<K, V, S> {
-    /// Reader stripes, instead of the machine's cores (at most 16); for
-    /// benchmarks that measure what stripes cost and buy (`compare
-    /// --stripes`). Not part of the public API.
-    ///
-    /// # Panics
-    ///
-    /// If `n` is not a power of two from 1 to 16.
-    #[doc(hidden)]
-    pub fn __stripes(mut self, n: usize) -> Self {
-        assert!(
-            n.is_power_of_two() && n <= MAX_STRIPES,
-            "stripes must be a power of two from 1 to {MAX_STRIPES}, not {n}"
-        );
-        self.stripes = Some(n);
-        self
-    }
-
     /// Number of shards, rounded up to a power of two.
     ///
     /// More shards mean fewer threads meeting on one lock, at a cost of one
@@ -145,6 +127,34 @@ impl<K, V, S> CacheBuilder<K, V, S> {
              (it is rounded up to a power of two)"
         );
         self.shards = Some(n.next_power_of_two());
+        self
+    }
+
+    /// Reader stripes of the shard locks, a power of two from 1 to 16,
+    /// instead of one per core (at most 16). Hidden: for benchmarks and
+    /// footprint tests that simulate another machine; the default is right
+    /// for the machine the cache runs on.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// // A 128-core machine's lock layout, on any machine.
+    /// let cache: Cache<u32, u32> = Cache::builder().shards(1024).__stripes(16).build();
+    /// cache.insert(1, 1);
+    /// assert_eq!(cache.get(&1), Some(1));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `n` is not a power of two from 1 to 16.
+    #[doc(hidden)]
+    pub fn __stripes(mut self, n: usize) -> Self {
+        let max = crate::locks::MAX_STRIPES;
+        assert!(
+            n.is_power_of_two() && n <= max,
+            "shardcache: __stripes({n}) must be a power of two from 1 to {max}"
+        );
+        self.stripes = Some(n);
         self
     }
 
@@ -310,7 +320,6 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     pub fn hasher<S2: BuildHasher>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
         CacheBuilder {
             shards: self.shards,
-            stripes: self.stripes,
             max_capacity: self.max_capacity,
             weigher: self.weigher,
             listener: self.listener,
@@ -320,6 +329,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             hasher,
             clock: self.clock,
             record_stats: self.record_stats,
+            stripes: self.stripes,
             _types: PhantomData,
         }
     }

@@ -101,7 +101,8 @@ struct Args {
 
     /// Instead of throughput: heap bytes per entry of each subject at
     /// --keys u64 -> u64 entries (peak and final), counted by a counting
-    /// global allocator.
+    /// global allocator; then the heap bytes of an empty Cache, here and
+    /// as built for a 128-core machine.
     #[arg(long, group = "mode")]
     memory: bool,
 
@@ -213,8 +214,16 @@ fn run_memory(args: &Args) -> Result<(), Box<dyn Error>> {
         .unwrap_or_else(|| Subject::MEMORY.to_vec());
     let footprints = memory::run(&subjects, large_keys(args));
     memory::print(&footprints);
-    targets::print("Targets (one run)", &memory::targets(&footprints));
-    let path = write(&args.out, "memory.json", &memory::to_json(&footprints))?;
+    let empty = memory::empty();
+    memory::print_empty(&empty);
+    let mut outcomes = memory::targets(&footprints);
+    outcomes.push(memory::empty_target(&empty));
+    targets::print("Targets (one run)", &outcomes);
+    let path = write(
+        &args.out,
+        "memory.json",
+        &memory::to_json(&footprints, &empty),
+    )?;
     println!("\nwrote {}", path.display());
     Ok(())
 }

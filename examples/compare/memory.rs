@@ -12,6 +12,7 @@
 //! allocations to a thread of its own.
 
 use serde_json::{json, Value as Json};
+use shardcache::Cache;
 
 use crate::support::subjects::Subject;
 use crate::targets::Outcome;
@@ -58,6 +59,48 @@ pub fn run(subjects: &[Subject], keys: usize) -> Vec<Footprint> {
             }
         })
         .collect()
+}
+
+/// Heap bytes of an empty `Cache<u64, u64>`: the default build on this
+/// machine, and the default build of a 128-core machine (1024 shards, 16
+/// reader stripes, through the hidden `__stripes` knob).
+pub fn empty() -> Vec<(String, i64)> {
+    let measure = |label: String, build: &dyn Fn() -> Cache<u64, u64>| {
+        let mut cache = None;
+        let info = allocation_counter::measure(|| cache = Some(build()));
+        drop(cache);
+        (label, info.bytes_current)
+    };
+    let here = Cache::<u64, u64>::new().shard_count();
+    vec![
+        measure(format!("this machine ({here} shards)"), &|| Cache::new()),
+        measure("128 cores (1024 shards, 16 stripes)".to_owned(), &|| {
+            Cache::builder().shards(1024).__stripes(16).build()
+        }),
+    ]
+}
+
+/// The footprint target: an empty default cache of a 128-core
+/// machine in at most 32 KiB.
+pub fn empty_target(empty: &[(String, i64)]) -> Outcome {
+    const BOUND: i64 = 32 * 1024;
+    let many = empty.iter().find(|(label, _)| label.starts_with("128"));
+    Outcome {
+        target: "empty Cache on 128 cores <= 32 KiB".to_owned(),
+        need: "<= 32768 B".to_owned(),
+        cells: usize::from(many.is_some()),
+        met_cells: usize::from(many.is_some_and(|(_, bytes)| *bytes <= BOUND)),
+        worst: many.map(|(_, bytes)| (*bytes as f64 / BOUND as f64, "bytes / 32 KiB".to_owned())),
+    }
+}
+
+/// Prints the empty footprints.
+pub fn print_empty(empty: &[(String, i64)]) {
+    println!();
+    println!("heap bytes of an empty Cache<u64, u64>");
+    for (label, bytes) in empty {
+        println!("{label:<40} {bytes:>9} B");
+    }
 }
 
 fn per_entry_of(footprints: &[Footprint], subject: Subject) -> Option<f64> {
@@ -130,7 +173,7 @@ pub fn print(footprints: &[Footprint]) {
     }
 }
 
-pub fn to_json(footprints: &[Footprint]) -> Json {
+pub fn to_json(footprints: &[Footprint], empty: &[(String, i64)]) -> Json {
     let rows: Vec<Json> = footprints
         .iter()
         .map(|f| {
@@ -145,6 +188,11 @@ pub fn to_json(footprints: &[Footprint]) -> Json {
             })
         })
         .collect();
-    let targets: Vec<Json> = targets(footprints).iter().map(Outcome::to_json).collect();
-    json!({ "footprints": rows, "targets": targets })
+    let mut targets: Vec<Json> = targets(footprints).iter().map(Outcome::to_json).collect();
+    targets.push(empty_target(empty).to_json());
+    let empty: Vec<Json> = empty
+        .iter()
+        .map(|(label, bytes)| json!({ "build": label, "bytes": bytes }))
+        .collect();
+    json!({ "footprints": rows, "empty": empty, "targets": targets })
 }
