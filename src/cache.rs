@@ -12,7 +12,7 @@ use crate::janitor::{Janitor, Sweep};
 use crate::listener::{deliver, resume, Departures, Listener, Panic, RemovalCause};
 use crate::loading::{Flight, Join};
 use crate::locks::{default_stripes, ShardLocks};
-use crate::shard::{Lookup, Removed, Shard};
+use crate::shard::{Keep, Lookup, Removed, Shard};
 use crate::stats::{ReadCounters, Stats};
 use crate::sync::Arc;
 
@@ -74,6 +74,8 @@ pub struct Cache<K, V, S = ahash::RandomState> {
 /// What the cache and its janitor share.
 pub(crate) struct Shards<K, V> {
     tables: Tables<K, V>,
+    /// What unbounded shards' removals never shrink their tables below.
+    keep: Keep,
     reads: ReadCounters,
     clock: ClockSource,
     listener: Option<Listener<K, V>>,
@@ -172,8 +174,14 @@ where
                 }))
             }
         };
+        // Every unbounded shard was given the same room: keep it once.
+        let keep = match &tables {
+            Tables::Unbounded(locks) => locks.read(0).room(),
+            Tables::Bounded(_) => Keep::default(),
+        };
         let shards = Arc::new(Shards {
             tables,
+            keep,
             reads: ReadCounters::new(stripes),
             clock: builder.clock,
             listener: builder.listener,
@@ -445,7 +453,12 @@ where
         let index = self.shard_index(hash);
         let now = || self.shards.clock.now();
         let removed = match &self.shards.tables {
-            Tables::Unbounded(locks) => locks.write(index).remove(hash, key, now, &self.hasher),
+            Tables::Unbounded(locks) => {
+                let keep = self.shards.keep;
+                locks
+                    .write(index)
+                    .remove(hash, key, now, &self.hasher, keep)
+            }
             Tables::Bounded(locks) => locks.write(index).remove(hash, key, now, &self.hasher),
         };
         match removed? {
@@ -568,7 +581,7 @@ where
         let removed = match &self.shards.tables {
             Tables::Unbounded(locks) => locks
                 .write(index)
-                .remove_if_expired(hash, key, now, &self.hasher)
+                .remove_if_expired(hash, key, now, &self.hasher, self.shards.keep)
                 .map(|entry| (entry.key, entry.value)),
             Tables::Bounded(locks) => {
                 locks
@@ -856,21 +869,21 @@ where
     /// check; hands them to the listener (or drops them) after releasing it.
     /// Returns how many it removed and the listener's first panic.
     fn sweep(&self, index: usize) -> (usize, Option<Panic>) {
-        let removed: Vec<(K, V)> = with_locks!(&self.tables, locks => {
-            let now = {
-                let shard = locks.read(index);
-                if !shard.may_expire() {
-                    return (0, None);
-                }
-                let now = self.clock.now();
-                if !shard.has_expired(now) {
-                    return (0, None);
-                }
-                now
-            };
-            let removed = locks.write(index).remove_expired(now);
-            removed
+        let now = with_locks!(&self.tables, locks => {
+            let shard = locks.read(index);
+            if !shard.may_expire() {
+                return (0, None);
+            }
+            let now = self.clock.now();
+            if !shard.has_expired(now) {
+                return (0, None);
+            }
+            now
         });
+        let removed: Vec<(K, V)> = match &self.tables {
+            Tables::Unbounded(locks) => locks.write(index).remove_expired(now, self.keep),
+            Tables::Bounded(locks) => locks.write(index).remove_expired(now),
+        };
         let count = removed.len();
         let expired = removed
             .into_iter()

@@ -174,10 +174,15 @@ pub(crate) struct Shard<K, V> {
     pub(crate) counts: WriteCounts,
     /// Keys being loaded by `get_or_insert_with`.
     pub(crate) loading: Loading<K, V>,
-    /// The room `initial_capacity` gave each table (see [`pack_room`]); a
-    /// removal never shrinks a table below it.
-    keep_lasting: u32,
-    keep_expiring: u32,
+}
+
+/// The room `initial_capacity` gave each table of every shard of a cache: a
+/// removal never shrinks a table below it. Kept once per cache, not in each
+/// shard, so that a shard and its lock fit one 128-byte line.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Keep {
+    lasting: usize,
+    expiring: usize,
 }
 
 impl<K, V> Default for Shard<K, V> {
@@ -197,12 +202,19 @@ impl<K, V> Shard<K, V> {
             (table_with_capacity(capacity), HashTable::new())
         };
         Self {
-            keep_lasting: pack_room(table_room(&lasting)),
-            keep_expiring: pack_room(table_room(&expiring)),
             lasting,
             expiring,
             counts: WriteCounts::default(),
             loading: Loading::default(),
+        }
+    }
+
+    /// The room this shard's tables have now, to keep: called on a new
+    /// shard, it is what `initial_capacity` gave it.
+    pub(crate) fn room(&self) -> Keep {
+        Keep {
+            lasting: table_room(&self.lasting),
+            expiring: table_room(&self.expiring),
         }
     }
 
@@ -236,14 +248,14 @@ impl<K, V> Shard<K, V> {
     /// (none by default). The sweep has no hasher (the janitor holds only
     /// the shards), so a table it leaves sparse but not empty shrinks at
     /// the shard's next removal, which has one.
-    pub(crate) fn remove_expired(&mut self, now: u64) -> Vec<(K, V)> {
+    pub(crate) fn remove_expired(&mut self, now: u64, keep: Keep) -> Vec<(K, V)> {
         let removed: Vec<_> = self
             .expiring
             .extract_if(|e| is_expired(e.deadline, now))
             .map(Into::into)
             .collect();
         self.counts.expirations += removed.len() as u64;
-        shrink_empty(&mut self.expiring, unpack_room(self.keep_expiring));
+        shrink_empty(&mut self.expiring, keep.expiring);
         removed
     }
 }
@@ -355,7 +367,13 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     /// Removes `key` from `lasting`, if it is there.
-    fn take_lasting<Q, S: BuildHasher>(&mut self, hash: u64, key: &Q, hasher: &S) -> Option<(K, V)>
+    fn take_lasting<Q, S: BuildHasher>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        hasher: &S,
+        keep: Keep,
+    ) -> Option<(K, V)>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -363,7 +381,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         if self.lasting.is_empty() {
             return None;
         }
-        self.shrink_lasting(hasher);
+        self.shrink_lasting(hasher, keep);
         let found = self.lasting.find_entry(hash, |(k, _)| k.borrow() == key);
         Some(found.ok()?.remove().0)
     }
@@ -374,6 +392,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         hash: u64,
         key: &Q,
         hasher: &S,
+        keep: Keep,
     ) -> Option<Entry<K, V>>
     where
         K: Borrow<Q>,
@@ -382,7 +401,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         if self.expiring.is_empty() {
             return None;
         }
-        self.shrink_expiring(hasher);
+        self.shrink_expiring(hasher, keep);
         let found = self.expiring.find_entry(hash, |e| e.key.borrow() == key);
         Some(found.ok()?.remove().0)
     }
@@ -393,8 +412,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// dropped under the lock. If the key turns out not to be there, the
     /// table was at the threshold anyway.
     #[inline]
-    fn shrink_lasting<S: BuildHasher>(&mut self, hasher: &S) {
-        let (len, keep) = (self.lasting.len() - 1, unpack_room(self.keep_lasting));
+    fn shrink_lasting<S: BuildHasher>(&mut self, hasher: &S, keep: Keep) {
+        let (len, keep) = (self.lasting.len() - 1, keep.lasting);
         if sparse(len, table_room(&self.lasting), keep) {
             shrink(&mut self.lasting, len, keep, |(k, _)| hasher.hash_one(k));
         }
@@ -402,8 +421,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     /// [`shrink_lasting`](Self::shrink_lasting) for `expiring`.
     #[inline]
-    fn shrink_expiring<S: BuildHasher>(&mut self, hasher: &S) {
-        let (len, keep) = (self.expiring.len() - 1, unpack_room(self.keep_expiring));
+    fn shrink_expiring<S: BuildHasher>(&mut self, hasher: &S, keep: Keep) {
+        let (len, keep) = (self.expiring.len() - 1, keep.expiring);
         if sparse(len, table_room(&self.expiring), keep) {
             shrink(&mut self.expiring, len, keep, |e| hasher.hash_one(&e.key));
         }
@@ -418,6 +437,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         key: &Q,
         now: impl FnOnce() -> u64,
         hasher: &S,
+        keep: Keep,
     ) -> Option<Removed<K, V>>
     where
         K: Borrow<Q>,
@@ -426,10 +446,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         if !self.loading.is_empty() {
             self.loading.supersede(hash, key);
         }
-        let removed = if let Some((key, value)) = self.take_lasting(hash, key, hasher) {
+        let removed = if let Some((key, value)) = self.take_lasting(hash, key, hasher, keep) {
             Removed::Live(key, value)
         } else {
-            let entry = self.take_expiring(hash, key, hasher)?;
+            let entry = self.take_expiring(hash, key, hasher, keep)?;
             if is_expired(entry.deadline, now()) {
                 Removed::Expired(entry.key, entry.value)
             } else {
@@ -453,6 +473,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         key: &Q,
         now: u64,
         hasher: &S,
+        keep: Keep,
     ) -> Option<Entry<K, V>>
     where
         K: Borrow<Q>,
@@ -461,7 +482,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         if self.expiring.is_empty() {
             return None;
         }
-        self.shrink_expiring(hasher);
+        self.shrink_expiring(hasher, keep);
         let found = self
             .expiring
             .find_entry(hash, |e| e.key.borrow() == key)
@@ -546,15 +567,15 @@ mod tests {
         insert(&mut s, "live", 1, 10);
         insert(&mut s, "old", 2, 5);
         assert!(matches!(
-            s.remove(h("live"), "live", || 7, &Hasher::default()),
+            s.remove(h("live"), "live", || 7, &Hasher::default(), Keep::default()),
             Some(Removed::Live(_, 1))
         ));
         assert!(matches!(
-            s.remove(h("old"), "old", || 7, &Hasher::default()),
+            s.remove(h("old"), "old", || 7, &Hasher::default(), Keep::default()),
             Some(Removed::Expired(..))
         ));
         assert!(s
-            .remove(h("old"), "old", || 7, &Hasher::default())
+            .remove(h("old"), "old", || 7, &Hasher::default(), Keep::default())
             .is_none());
         assert_eq!((s.counts.removals, s.counts.expirations), (1, 1));
         assert_eq!(s.len(), 0);
@@ -565,23 +586,23 @@ mod tests {
         let mut s = shard();
         insert(&mut s, "a", 1, 10);
         assert!(
-            s.remove_if_expired(h("a"), "a", 10, &Hasher::default())
+            s.remove_if_expired(h("a"), "a", 10, &Hasher::default(), Keep::default())
                 .is_none(),
             "not expired yet"
         );
         // A fresh value replaced the expired one between read and write lock.
         insert(&mut s, "a", 2, 20);
         assert!(s
-            .remove_if_expired(h("a"), "a", 11, &Hasher::default())
+            .remove_if_expired(h("a"), "a", 11, &Hasher::default(), Keep::default())
             .is_none());
         assert_eq!(s.get(h("a"), "a", || 11, |v| *v), Lookup::Live(2));
         assert_eq!(
-            s.remove_if_expired(h("a"), "a", 21, &Hasher::default())
+            s.remove_if_expired(h("a"), "a", 21, &Hasher::default(), Keep::default())
                 .map(|e| e.value),
             Some(2)
         );
         assert!(
-            s.remove_if_expired(h("a"), "a", 21, &Hasher::default())
+            s.remove_if_expired(h("a"), "a", 21, &Hasher::default(), Keep::default())
                 .is_none(),
             "already gone"
         );
@@ -596,7 +617,7 @@ mod tests {
             insert(&mut s, &i.to_string(), i, deadline);
         }
         assert!(s.has_expired(50));
-        let removed = s.remove_expired(50);
+        let removed = s.remove_expired(50, Keep::default());
         assert_eq!(removed.len(), 25, "even keys with deadline < 50");
         assert!(!s.has_expired(50));
         assert_eq!(s.len(), 75);
@@ -610,9 +631,9 @@ mod tests {
         assert!(!s.may_expire());
         insert(&mut s, "b", 2, 10);
         assert!(s.may_expire());
-        assert_eq!(s.remove_expired(11).len(), 1);
+        assert_eq!(s.remove_expired(11, Keep::default()).len(), 1);
         assert!(!s.may_expire(), "the only entry with a deadline is gone");
-        assert!(s.remove_expired(u64::MAX - 1).is_empty());
+        assert!(s.remove_expired(u64::MAX - 1, Keep::default()).is_empty());
         assert_eq!(s.len(), 1);
     }
 
@@ -639,7 +660,7 @@ mod tests {
         insert(&mut s, "a", 2, NEVER);
         assert_eq!(s.get(h("a"), "a", || 100, |v| *v), Lookup::Live(2));
         assert!(s
-            .remove_if_expired(h("a"), "a", 100, &Hasher::default())
+            .remove_if_expired(h("a"), "a", 100, &Hasher::default(), Keep::default())
             .is_none());
         assert_eq!(s.len(), 1);
     }
@@ -698,7 +719,7 @@ mod tests {
 
     fn remove(s: &mut Shard<String, u32>, i: u32) -> Option<Removed<String, u32>> {
         let key = i.to_string();
-        s.remove(h(&key), &key, || 0, &Hasher::default())
+        s.remove(h(&key), &key, || 0, &Hasher::default(), Keep::default())
     }
 
     #[test]
@@ -713,7 +734,8 @@ mod tests {
         }
         for i in 1000..1990 {
             let key = i.to_string();
-            let removed = s.remove_if_expired(h(&key), &key, 11, &Hasher::default());
+            let removed =
+                s.remove_if_expired(h(&key), &key, 11, &Hasher::default(), Keep::default());
             assert!(removed.is_some());
         }
         assert!(table_room(&s.lasting) < 32 && table_room(&s.expiring) < 32);
@@ -728,12 +750,12 @@ mod tests {
     fn a_sweep_frees_a_table_it_empties_and_the_next_removal_shrinks_the_rest() {
         let mut s = shard();
         fill(&mut s, 0..1000, 10);
-        assert_eq!(s.remove_expired(11).len(), 1000);
+        assert_eq!(s.remove_expired(11, Keep::default()).len(), 1000);
         assert_eq!(table_room(&s.expiring), 0, "emptied: freed");
         fill(&mut s, 0..1000, 10);
         fill(&mut s, 1000..1010, 20);
         let full = table_room(&s.expiring);
-        assert_eq!(s.remove_expired(11).len(), 1000);
+        assert_eq!(s.remove_expired(11, Keep::default()).len(), 1000);
         assert_eq!(table_room(&s.expiring), full, "the sweep has no hasher");
         remove(&mut s, 1000);
         assert!(table_room(&s.expiring) < 32, "{}", table_room(&s.expiring));
@@ -743,16 +765,17 @@ mod tests {
     #[test]
     fn tables_keep_the_room_asked_for() {
         let mut s = Shard::<String, u32>::with_capacity(500, false);
-        let room = table_room(&s.lasting);
+        let (room, keep) = (table_room(&s.lasting), s.room());
         fill(&mut s, 0..5000, NEVER);
         for i in 0..5000 {
-            remove(&mut s, i);
+            let key = i.to_string();
+            s.remove(h(&key), &key, || 0, &Hasher::default(), keep);
         }
         assert_eq!(table_room(&s.lasting), room);
         let mut s = Shard::<String, u32>::with_capacity(500, true);
-        let room = table_room(&s.expiring);
+        let (room, keep) = (table_room(&s.expiring), s.room());
         fill(&mut s, 0..5000, 10);
-        s.remove_expired(11);
+        s.remove_expired(11, keep);
         assert_eq!(table_room(&s.expiring), room);
     }
 
@@ -851,7 +874,7 @@ mod tests {
             flaky.armed.set(3); // two entries move, the third panics
             let key = i.to_string();
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                s.remove(h(&key), &key, || 0, &flaky)
+                s.remove(h(&key), &key, || 0, &flaky, Keep::default())
             }));
             if result.is_err() {
                 break;
