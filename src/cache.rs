@@ -157,27 +157,38 @@ where
         debug_assert!(count.is_power_of_two());
         let per_shard = builder.initial_capacity.div_ceil(count);
         let stripes = builder.stripes.unwrap_or_else(default_stripes);
-        let tables = match builder.bound() {
-            None => Tables::Unbounded(ShardLocks::new(count, stripes, || {
-                Shard::with_capacity(per_shard, !builder.default_ttl.is_zero())
-            })),
+        // Shards are allocated on their first write, in groups (see
+        // `ShardLocks`), unless the user asked for room now: then at once,
+        // so that room that cannot be had fails the build.
+        let eager = per_shard > 0;
+        let expiring = !builder.default_ttl.is_zero();
+        let (tables, keep) = match builder.bound() {
+            None => {
+                let init = move |index: usize| {
+                    // Past `count` (fewer shards than a group): never used.
+                    Shard::with_capacity(if index < count { per_shard } else { 0 }, expiring)
+                };
+                // Every shard gets the same room: kept once, for removals.
+                let keep = Shard::<K, V>::with_capacity(0, expiring).room();
+                let keep = if eager { init(0).room() } else { keep };
+                let locks = ShardLocks::new(count, stripes, eager, Box::new(init));
+                (Tables::Unbounded(locks), keep)
+            }
             Some(capacity) => {
                 // The capacity split exactly: the first `capacity % count`
                 // shards hold one unit more than the rest.
                 let (share, extra) = (capacity / count as u64, capacity % count as u64);
-                let mut next = 0;
                 let unit = builder.weigher.is_none();
-                Tables::Bounded(ShardLocks::new(count, stripes, || {
-                    let shard_capacity = share + u64::from(next < extra);
-                    next += 1;
+                let init = move |index: usize| {
+                    if index >= count {
+                        return BoundedShard::new(0, 0, unit);
+                    }
+                    let shard_capacity = share + u64::from((index as u64) < extra);
                     BoundedShard::new(shard_capacity, per_shard, unit)
-                }))
+                };
+                let locks = ShardLocks::new(count, stripes, eager, Box::new(init));
+                (Tables::Bounded(locks), Keep::default())
             }
-        };
-        // Every unbounded shard was given the same room: keep it once.
-        let keep = match &tables {
-            Tables::Unbounded(locks) => locks.read(0).room(),
-            Tables::Bounded(_) => Keep::default(),
         };
         let shards = Arc::new(Shards {
             tables,
@@ -402,14 +413,14 @@ where
         // The read guard is a temporary: it is released at the end of this
         // statement, before anything else happens.
         let found = match &shards.tables {
-            Tables::Unbounded(locks) => {
-                locks
-                    .read(index)
-                    .get(hash, key, || shards.clock.now(), read)
-            }
-            Tables::Bounded(locks) => locks
-                .read(index)
-                .get(hash, key, || shards.clock.now(), read),
+            Tables::Unbounded(locks) => match locks.read(index) {
+                Some(shard) => shard.get(hash, key, || shards.clock.now(), read),
+                None => Lookup::Missing,
+            },
+            Tables::Bounded(locks) => match locks.read(index) {
+                Some(shard) => shard.get(hash, key, || shards.clock.now(), read),
+                None => Lookup::Missing,
+            },
         };
         let result = match found {
             Lookup::Live(value) => Some(value),
@@ -456,10 +467,12 @@ where
             Tables::Unbounded(locks) => {
                 let keep = self.shards.keep;
                 locks
-                    .write(index)
-                    .remove(hash, key, now, &self.hasher, keep)
+                    .write_existing(index)
+                    .and_then(|mut shard| shard.remove(hash, key, now, &self.hasher, keep))
             }
-            Tables::Bounded(locks) => locks.write(index).remove(hash, key, now, &self.hasher),
+            Tables::Bounded(locks) => locks
+                .write_existing(index)
+                .and_then(|mut shard| shard.remove(hash, key, now, &self.hasher)),
         };
         match removed? {
             Removed::Live(key, value) => {
@@ -579,15 +592,18 @@ where
     {
         let now = self.shards.clock.now();
         let removed = match &self.shards.tables {
-            Tables::Unbounded(locks) => locks
-                .write(index)
-                .remove_if_expired(hash, key, now, &self.hasher, self.shards.keep)
-                .map(|entry| (entry.key, entry.value)),
-            Tables::Bounded(locks) => {
+            Tables::Unbounded(locks) => {
+                let keep = self.shards.keep;
                 locks
-                    .write(index)
-                    .remove_if_expired(hash, key, now, &self.hasher)
+                    .write_existing(index)
+                    .and_then(|mut shard| {
+                        shard.remove_if_expired(hash, key, now, &self.hasher, keep)
+                    })
+                    .map(|entry| (entry.key, entry.value))
             }
+            Tables::Bounded(locks) => locks
+                .write_existing(index)
+                .and_then(|mut shard| shard.remove_if_expired(hash, key, now, &self.hasher)),
         };
         // Dropped or handed to the listener after the write lock is
         // released.
@@ -673,7 +689,7 @@ where
     /// ```
     pub fn is_empty(&self) -> bool {
         with_locks!(&self.shards.tables, locks => {
-            (0..locks.len()).all(|index| locks.read(index).len() == 0)
+            (0..locks.len()).all(|index| locks.read(index).is_none_or(|shard| shard.len() == 0))
         })
     }
 
@@ -712,7 +728,7 @@ where
         match &self.shards.tables {
             Tables::Unbounded(_) => self.shards.len() as u64,
             Tables::Bounded(locks) => (0..locks.len())
-                .map(|index| locks.read(index).weight())
+                .map(|index| locks.read(index).map_or(0, |shard| shard.weight()))
                 .sum(),
         }
     }
@@ -734,7 +750,12 @@ where
         match &self.shards.tables {
             Tables::Unbounded(locks) => {
                 for index in 0..locks.len() {
-                    let (lasting, expiring) = locks.write(index).take_all();
+                    let taken = locks
+                        .write_existing(index)
+                        .map(|mut shard| shard.take_all());
+                    let Some((lasting, expiring)) = taken else {
+                        continue;
+                    };
                     let all = lasting
                         .into_iter()
                         .chain(expiring.into_iter().map(|e| (e.key, e.value)));
@@ -744,7 +765,12 @@ where
             }
             Tables::Bounded(locks) => {
                 for index in 0..locks.len() {
-                    let (table, nodes) = locks.write(index).take_all();
+                    let taken = locks
+                        .write_existing(index)
+                        .map(|mut shard| shard.take_all());
+                    let Some((table, nodes)) = taken else {
+                        continue;
+                    };
                     drop(table);
                     let all = nodes.into_iter().map(|node| node.into_pair());
                     let panic = deliver(listener, all.map(|(k, v)| (k, v, RemovalCause::Cleared)));
@@ -783,7 +809,9 @@ where
         if self.record_stats {
             with_locks!(&self.shards.tables, locks => {
                 for index in 0..locks.len() {
-                    stats += locks.read(index).counts;
+                    if let Some(shard) = locks.read(index) {
+                        stats += shard.counts;
+                    }
                 }
             });
             self.shards.reads.add_to(&mut stats);
@@ -837,7 +865,9 @@ impl<K, V> Shards<K, V> {
     /// Entries stored, summed over the shards.
     fn len(&self) -> usize {
         with_locks!(&self.tables, locks => {
-            (0..locks.len()).map(|index| locks.read(index).len()).sum()
+            (0..locks.len())
+                .map(|index| locks.read(index).map_or(0, |shard| shard.len()))
+                .sum()
         })
     }
 }
@@ -870,7 +900,9 @@ where
     /// Returns how many it removed and the listener's first panic.
     fn sweep(&self, index: usize) -> (usize, Option<Panic>) {
         let now = with_locks!(&self.tables, locks => {
-            let shard = locks.read(index);
+            let Some(shard) = locks.read(index) else {
+                return (0, None);
+            };
             if !shard.may_expire() {
                 return (0, None);
             }

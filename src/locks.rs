@@ -98,8 +98,8 @@ use std::ops::{Deref, DerefMut};
 use crossbeam_utils::CachePadded;
 
 use crate::sync::{
-    reader_stripe, AtomicU8, AtomicUsize, Condvar, ConstPtr, MutPtr, Mutex, MutexGuard, Ordering,
-    Spin, UnsafeCell,
+    reader_stripe, AtomicPtr, AtomicU8, AtomicUsize, Condvar, ConstPtr, MutPtr, Mutex, MutexGuard,
+    Ordering, Spin, UnsafeCell,
 };
 
 /// At most this many stripes: a writer checks one counter per stripe.
@@ -181,76 +181,154 @@ impl<T> Slot<T> {
     }
 }
 
-/// `count` reader-writer locks, each around its own `T`.
+/// Shards per group: a group is allocated, whole, on the first write to
+/// any of its shards.
+const GROUP: usize = 16;
+
+/// 16 consecutive shards: their reader counters, one 128-byte block per
+/// stripe (so a stripe's counters of the group share one line that no
+/// other stripe writes), then their slots.
+struct Group<T> {
+    /// `readers[stripe][i]`: readers of the group's shard `i` counted in
+    /// `stripe`. Room for [`MAX_STRIPES`] whatever the cache uses, so that
+    /// the address is a constant offset from the group's.
+    readers: [Block; MAX_STRIPES],
+    slots: [CachePadded<Slot<T>>; GROUP],
+}
+
+impl<T> Group<T> {
+    /// The group of shards `first..first + GROUP`, each value made by
+    /// `init` from its shard's index.
+    fn new(first: usize, init: &dyn Fn(usize) -> T) -> Self {
+        Self {
+            readers: std::array::from_fn(|_| {
+                CachePadded::new(std::array::from_fn(|_| AtomicUsize::new(0)))
+            }),
+            slots: std::array::from_fn(|i| {
+                CachePadded::new(Slot {
+                    state: AtomicU8::new(0),
+                    writer: Mutex::new(()),
+                    park: Mutex::new(()),
+                    unparked: Condvar::default(),
+                    value: UnsafeCell::new(init(first + i)),
+                })
+            }),
+        }
+    }
+}
+
+/// Makes the value of shard `index`. Called for every index of a group
+/// when the group is allocated, past `count` too when there are fewer than
+/// [`GROUP`] shards: those slots are never used, so `init` should make them
+/// empty and cheap.
+pub(crate) type Init<T> = Box<dyn Fn(usize) -> T + Send + Sync>;
+
+/// `count` reader-writer locks, each around its own `T`, allocated lazily
+/// in groups of [`GROUP`]: an empty cache owns one pointer per group, and
+/// a read of a shard whose group was never written finds nothing without
+/// allocating.
 pub(crate) struct ShardLocks<T> {
-    slots: Box<[CachePadded<Slot<T>>]>,
-    /// `stripes` rows of `row_blocks` blocks each.
-    readers: Box<[Block]>,
-    row_blocks: usize,
+    /// Null until the group's first write; then set once, never changed.
+    groups: Box<[AtomicPtr<Group<T>>]>,
+    count: usize,
     stripe_mask: usize,
+    init: Init<T>,
 }
 
 // SAFETY: the locks hand out `&T` to several threads at once only under a
 // read lock (so `T: Sync` is needed for `Sync`) and `&mut T` to one thread
 // at a time under the write lock (so `T: Send` is needed for both), exactly
-// as `std::sync::RwLock<T>` does.
+// as `std::sync::RwLock<T>` does. The groups are owned (`Box`es behind the
+// pointers, freed in `Drop`), and `init` is `Send + Sync`.
 unsafe impl<T: Send> Send for ShardLocks<T> {}
 // SAFETY: see `Send` above.
 unsafe impl<T: Send + Sync> Sync for ShardLocks<T> {}
 
 impl<T> ShardLocks<T> {
     /// `count` locks with `stripes` reader stripes (a power of two), each
-    /// value made by `init`.
-    pub(crate) fn new(count: usize, stripes: usize, mut init: impl FnMut() -> T) -> Self {
+    /// value made by `init` (see [`Init`]) when its group is first written,
+    /// or now if `eager` (a cache with an `initial_capacity`, whose
+    /// allocation must fail at build time if it fails).
+    pub(crate) fn new(count: usize, stripes: usize, eager: bool, init: Init<T>) -> Self {
         assert!(stripes.is_power_of_two() && stripes <= MAX_STRIPES);
-        let row_blocks = count.div_ceil(BLOCK);
-        let slots = (0..count)
-            .map(|_| {
-                CachePadded::new(Slot {
-                    state: AtomicU8::new(0),
-                    writer: Mutex::new(()),
-                    park: Mutex::new(()),
-                    unparked: Condvar::default(),
-                    value: UnsafeCell::new(init()),
-                })
-            })
+        let groups = (0..count.div_ceil(GROUP))
+            .map(|_| AtomicPtr::new(std::ptr::null_mut()))
             .collect();
-        let readers = (0..stripes * row_blocks)
-            .map(|_| CachePadded::new(std::array::from_fn(|_| AtomicUsize::new(0))))
-            .collect();
-        Self {
-            slots,
-            readers,
-            row_blocks,
+        let locks = Self {
+            groups,
+            count,
             stripe_mask: stripes - 1,
+            init,
+        };
+        if eager {
+            for group in 0..locks.groups.len() {
+                locks.allocate(group);
+            }
         }
+        locks
     }
 
     /// Number of locks.
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.count
     }
 
-    /// `stripe`'s reader counter of lock `index`.
-    #[inline]
-    fn counter(&self, stripe: usize, index: usize) -> &AtomicUsize {
-        &self.readers[stripe * self.row_blocks + index / BLOCK][index % BLOCK]
-    }
-
-    /// Takes lock `index` for reading.
+    /// The group of lock `index`, if it was ever written.
     #[inline(always)]
-    pub(crate) fn read(&self, index: usize) -> ReadGuard<'_, T> {
-        let slot = &self.slots[index];
-        let counter = self.counter(reader_stripe() & self.stripe_mask, index);
+    fn group(&self, index: usize) -> Option<&Group<T>> {
+        let group = self.groups[index / GROUP].load(Ordering::Acquire);
+        // SAFETY: a non-null pointer came from `Box::into_raw` in
+        // `allocate`, was published with Release (this load is Acquire, so
+        // the group's initialisation is visible), and is freed only when
+        // the locks are dropped, which `&self` outlives.
+        unsafe { group.as_ref() }
+    }
+
+    /// Allocates group `group` if no thread has, and returns it.
+    #[cold]
+    #[inline(never)]
+    fn allocate(&self, group: usize) -> &Group<T> {
+        let fresh = Box::into_raw(Box::new(Group::new(group * GROUP, &*self.init)));
+        match self.groups[group].compare_exchange(
+            std::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: `fresh` is now published and lives as long as `self`
+            // (see `group`).
+            Ok(_) => unsafe { &*fresh },
+            Err(theirs) => {
+                // SAFETY: `fresh` was never published: this thread owns it.
+                drop(unsafe { Box::from_raw(fresh) });
+                // SAFETY: `theirs` is another thread's published group.
+                unsafe { &*theirs }
+            }
+        }
+    }
+
+    /// The slot of lock `index` and `stripe`'s reader counter of it.
+    #[inline(always)]
+    fn parts(group: &Group<T>, index: usize, stripe: usize) -> (&Slot<T>, &AtomicUsize) {
+        let i = index % GROUP;
+        (&group.slots[i], &group.readers[stripe % MAX_STRIPES][i])
+    }
+
+    /// Takes lock `index` for reading; `None` if no write ever reached its
+    /// group (then its value is the empty one `init` would make).
+    #[inline(always)]
+    pub(crate) fn read(&self, index: usize) -> Option<ReadGuard<'_, T>> {
+        let group = self.group(index)?;
+        let (slot, counter) = Self::parts(group, index, reader_stripe() & self.stripe_mask);
         loop {
             counter.fetch_add(1, Ordering::Acquire);
             if slot.state.load(Ordering::Acquire) == 0 {
-                return ReadGuard {
+                return Some(ReadGuard {
                     slot,
                     counter,
                     value: ManuallyDrop::new(slot.value.get()),
-                };
+                });
             }
             // A writer is in or on its way in: step aside (waking it if it
             // sleeps on this counter), sleep until it releases the writers'
@@ -260,28 +338,37 @@ impl<T> ShardLocks<T> {
         }
     }
 
-    /// Takes lock `index` for writing.
+    /// Takes lock `index` for writing, allocating its group if needed.
+    #[inline]
     pub(crate) fn write(&self, index: usize) -> WriteGuard<'_, T> {
-        let slot = &self.slots[index];
+        let group = match self.group(index) {
+            Some(group) => group,
+            None => self.allocate(index / GROUP),
+        };
+        self.write_in(group, index)
+    }
+
+    /// Takes lock `index` for writing if its group exists: for removals,
+    /// which have nothing to do in a shard never written.
+    #[inline]
+    pub(crate) fn write_existing(&self, index: usize) -> Option<WriteGuard<'_, T>> {
+        Some(self.write_in(self.group(index)?, index))
+    }
+
+    fn write_in<'a>(&'a self, group: &'a Group<T>, index: usize) -> WriteGuard<'a, T> {
+        let slot = &group.slots[index % GROUP];
         let writer = slot.writer.lock();
         // Ordered before the readers' increments by the Release of the
         // read-modify-writes below (see the module docs).
         slot.state.store(WRITING, Ordering::Relaxed);
         for stripe in 0..=self.stripe_mask {
-            let counter = self.counter(stripe, index);
-            let spin = Spin::default();
+            let (_, counter) = Self::parts(group, index, stripe);
             // Spin on loads, which leave the line shared; confirm with
             // `fetch_add(0)`, because only a read-modify-write is ordered
             // with the readers' increments (module docs). After a short
             // spin, sleep until the stripe's last reader wakes us.
-            while counter.load(Ordering::Relaxed) != 0
-                || counter.fetch_add(0, Ordering::AcqRel) != 0
-            {
-                if spin.is_completed() {
-                    slot.park_until_drained(counter);
-                    break;
-                }
-                spin.wait();
+            if counter.load(Ordering::Relaxed) != 0 || counter.fetch_add(0, Ordering::AcqRel) != 0 {
+                Self::drain(slot, counter);
             }
         }
         WriteGuard {
@@ -290,12 +377,39 @@ impl<T> ShardLocks<T> {
             _writer: writer,
         }
     }
+
+    /// Waits until `counter` is zero: spins briefly, then parks.
+    #[cold]
+    #[inline(never)]
+    fn drain(slot: &Slot<T>, counter: &AtomicUsize) {
+        let spin = Spin::default();
+        while counter.load(Ordering::Relaxed) != 0 || counter.fetch_add(0, Ordering::AcqRel) != 0 {
+            if spin.is_completed() {
+                slot.park_until_drained(counter);
+                return;
+            }
+            spin.wait();
+        }
+    }
+}
+
+impl<T> Drop for ShardLocks<T> {
+    fn drop(&mut self) {
+        for group in &*self.groups {
+            let group = group.load(Ordering::Relaxed);
+            if !group.is_null() {
+                // SAFETY: published by `allocate` from `Box::into_raw`, and
+                // `&mut self` means no guard borrows it any more.
+                drop(unsafe { Box::from_raw(group) });
+            }
+        }
+    }
 }
 
 impl<T> fmt::Debug for ShardLocks<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ShardLocks")
-            .field("locks", &self.slots.len())
+            .field("locks", &self.count)
             .field("stripes", &(self.stripe_mask + 1))
             .finish_non_exhaustive()
     }
@@ -375,60 +489,161 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    /// `count` locks with `stripes` stripes, each value made by `init`.
+    fn locks<T: 'static>(
+        count: usize,
+        stripes: usize,
+        init: impl Fn() -> T + Send + Sync + 'static,
+    ) -> ShardLocks<T> {
+        ShardLocks::new(count, stripes, false, Box::new(move |_| init()))
+    }
+
     #[test]
     fn an_unbounded_shard_and_its_lock_fit_128_bytes() {
-        // One 128-byte slot per shard: the footprint of an empty cache.
+        // One 128-byte slot per shard: a group of 16 is 4 KiB with the
+        // readers' blocks.
         let size = std::mem::size_of::<Slot<crate::shard::Shard<u64, u64>>>();
         assert!(size <= 128, "{size} bytes");
+        let group = std::mem::size_of::<Group<crate::shard::Shard<u64, u64>>>();
+        assert_eq!(group, 2 * GROUP * 128);
     }
 
     #[test]
     fn reads_share_and_writes_exclude() {
-        let locks = ShardLocks::new(3, 4, Vec::<u32>::new);
+        let locks = locks(3, 4, Vec::<u32>::new);
         locks.write(1).push(7);
         {
-            let a = locks.read(1);
-            let b = locks.read(1);
+            let a = locks.read(1).unwrap();
+            let b = locks.read(1).unwrap();
             assert_eq!((&*a, &*b), (&vec![7], &vec![7]));
             // Other locks are independent of held reads.
             locks.write(0).push(1);
         }
         locks.write(1).push(8);
-        assert_eq!(*locks.read(1), vec![7, 8]);
-        assert_eq!(*locks.read(0), vec![1]);
+        assert_eq!(*locks.read(1).unwrap(), vec![7, 8]);
+        assert_eq!(*locks.read(0).unwrap(), vec![1]);
         assert_eq!(locks.len(), 3);
     }
 
     #[test]
+    fn groups_are_allocated_on_the_first_write_only() {
+        let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&made);
+        let locks = ShardLocks::new(
+            40,
+            2,
+            false,
+            Box::new(move |index| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                index
+            }),
+        );
+        assert!(locks.read(17).is_none(), "nothing written: nothing to read");
+        assert!(locks.write_existing(17).is_none());
+        assert_eq!(made.load(Ordering::Relaxed), 0);
+        assert_eq!(*locks.write(17), 17);
+        assert_eq!(
+            made.load(Ordering::Relaxed),
+            GROUP,
+            "one group: shards 16..32"
+        );
+        assert_eq!(*locks.read(16).unwrap(), 16);
+        assert!(locks.read(15).is_none() && locks.read(32).is_none());
+        // The last group is whole too, its slots past `count` unused.
+        assert_eq!(*locks.write(39), 39);
+        assert_eq!(made.load(Ordering::Relaxed), 2 * GROUP);
+        assert!(locks.write_existing(39).is_some());
+    }
+
+    #[test]
+    fn eager_locks_allocate_every_group_at_once() {
+        let locks = ShardLocks::new(20, 1, true, Box::new(|index| index));
+        assert_eq!(*locks.read(0).unwrap(), 0);
+        assert_eq!(*locks.read(19).unwrap(), 19);
+    }
+
+    #[test]
+    fn first_writes_racing_on_one_group_allocate_it_once() {
+        let threads = if cfg!(miri) { 3 } else { 8 };
+        let locks = Arc::new(locks(GROUP, 2, || 0u32));
+        let barrier = Arc::new(std::sync::Barrier::new(threads));
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (locks, barrier) = (Arc::clone(&locks), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    *locks.write(t % GROUP) += 1;
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().expect("worker panicked");
+        }
+        let total: u32 = (0..GROUP).map(|i| *locks.read(i).unwrap()).sum();
+        assert_eq!(
+            total, threads as u32,
+            "a write went to a group that lost the race"
+        );
+    }
+
+    #[test]
     fn counters_of_many_shards_and_stripes_are_distinct() {
-        let locks = ShardLocks::new(40, 2, || 0u8);
+        let locks = locks(40, 2, || 0u8);
+        for index in [0, 16, 39] {
+            locks.write(index);
+        }
         let mut seen = std::collections::HashSet::new();
         for stripe in 0..2 {
             for index in 0..40 {
-                assert!(seen.insert(locks.counter(stripe, index) as *const AtomicUsize));
+                let group = locks.group(index).unwrap();
+                let (_, counter) = ShardLocks::parts(group, index, stripe);
+                assert!(seen.insert(counter as *const AtomicUsize));
             }
         }
     }
 
     #[test]
     fn a_panicking_writer_releases_the_lock() {
-        let locks = ShardLocks::new(1, 2, || 0u32);
+        let locks = locks(1, 2, || 0u32);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut guard = locks.write(0);
             *guard = 5;
             panic!("user code panicked under the write lock");
         }));
         assert!(result.is_err());
-        assert_eq!(*locks.read(0), 5);
+        assert_eq!(*locks.read(0).unwrap(), 5);
         *locks.write(0) += 1;
-        assert_eq!(*locks.read(0), 6);
+        assert_eq!(*locks.read(0).unwrap(), 6);
+    }
+
+    #[test]
+    fn a_panicking_init_leaves_the_group_unallocated() {
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let failing = Arc::clone(&fail);
+        let locks = ShardLocks::new(
+            4,
+            1,
+            false,
+            Box::new(move |index| {
+                assert!(!failing.load(Ordering::Relaxed), "no room");
+                index
+            }),
+        );
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            locks.write(2);
+        }));
+        assert!(result.is_err());
+        assert!(locks.read(2).is_none());
+        fail.store(false, Ordering::Relaxed);
+        assert_eq!(*locks.write(2), 2);
     }
 
     #[test]
     fn concurrent_increments_are_not_lost() {
         let threads = if cfg!(miri) { 3 } else { 4 };
         let rounds = if cfg!(miri) { 50 } else { 10_000 };
-        let locks = Arc::new(ShardLocks::new(2, 2, || (0u64, 0u64)));
+        let locks = Arc::new(locks(2, 2, || (0u64, 0u64)));
+        locks.write(0);
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 let locks = Arc::clone(&locks);
@@ -440,7 +655,7 @@ mod tests {
                             pair.0 += 1;
                             pair.1 += 1;
                         } else {
-                            let pair = locks.read(index);
+                            let pair = locks.read(index).unwrap();
                             assert_eq!(pair.0, pair.1, "a reader saw a half-done write");
                         }
                     }
@@ -451,7 +666,7 @@ mod tests {
             worker.join().expect("worker panicked");
         }
         let writes = (0..rounds).filter(|i| i % 3 == 0).count() as u64 * threads as u64;
-        assert_eq!(locks.read(0).0 + locks.read(1).0, writes);
+        assert_eq!(locks.read(0).unwrap().0 + locks.read(1).unwrap().0, writes);
     }
 
     #[test]

@@ -31,7 +31,9 @@ pub(crate) use std::sync::{Arc, Weak};
 #[cfg(not(shardcache_loom))]
 mod imp {
     use std::cell::Cell;
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{
+        AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    };
     use std::sync::PoisonError;
     pub(crate) use std::thread;
 
@@ -261,7 +263,9 @@ mod imp {
 #[cfg(shardcache_loom)]
 mod imp {
     pub(crate) use loom::cell::{ConstPtr, MutPtr, UnsafeCell};
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{
+        AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    };
     pub(crate) use loom::thread;
 
     /// The model thread's number within its execution, so that every run
