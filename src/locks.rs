@@ -29,36 +29,60 @@
 //!
 //! # The protocol
 //!
-//! - read: `counter.fetch_add(1, Acquire)`; if `state` is 0, the read lock
-//!   is held; else leave (below), wait on the writers' mutex (sleeping, not
-//!   spinning, while a writer works) and retry.
+//! - read: `counter.fetch_add(1, SeqCst)`; if `state` (a `SeqCst` load)
+//!   is 0, the read lock is held; else leave (below), wait on the writers'
+//!   mutex (sleeping, not spinning, while a writer works) and retry.
 //! - leave (unlock, or a step aside): `counter.fetch_sub(1, AcqRel)`; if it
 //!   returned 1 (the stripe's last reader) and `state` has `PARKED`, lock
 //!   the park mutex and notify its condvar.
-//! - write: lock the writers' mutex; `state = WRITING`; then, for each
-//!   stripe, wait until a `fetch_add(0, AcqRel)` on the shard's counter
-//!   returns zero: spin briefly (about 130 spins and 4 yields), then park:
-//!   lock the park mutex, `state = WRITING | PARKED`, and while a
-//!   `fetch_add(0, AcqRel)` returns nonzero, wait on the condvar; then
-//!   `state = WRITING` and unlock the park mutex. Unlock: `state = 0`
-//!   (Release), then the writers' mutex.
+//! - write: lock the writers' mutex; `state = WRITING`; one
+//!   `fence(SeqCst)`; then an Acquire load of the shard's counter in each
+//!   stripe. A counter that is not zero sends the writer to drain it:
+//!   wait until a `fetch_add(0, AcqRel)` returns zero, spinning briefly
+//!   (about 130 spins and 4 yields), then parking: lock the park mutex,
+//!   `state = WRITING | PARKED`, and while a `fetch_add(0, AcqRel)`
+//!   returns nonzero, wait on the condvar; then `state = WRITING` and
+//!   unlock the park mutex. Unlock: `state = 0` (Release), then the
+//!   writers' mutex.
 //!
-//! Why a reader and a writer never both get in, without `SeqCst`: the
-//! writer's check of each counter is a read-modify-write, and RMWs on one
-//! atomic are totally ordered. If the reader's increment comes first, the
-//! writer's RMW sees it and waits for the matching decrement, whose Release
-//! the RMW's Acquire synchronises with (reader's section happens-before the
-//! writer's). If the writer's RMW comes first, the reader's increment reads
-//! its value, so the RMW's Release synchronises with the increment's
-//! Acquire: the writer's earlier `state = WRITING` happens-before the
-//! reader's load of `state`, which therefore sees it (or the 0
-//! of a later unlock, whose Release orders the whole write section before
-//! the read). loom (`loom-tests/`) checks this protocol with every access
-//! to the value tracked, and treats `SeqCst` no stronger than `AcqRel`,
-//! which is why the protocol relies on neither.
+//! Why a reader and a writer never both get in (C++20's memory model,
+//! which Rust's is, `[atomics.order]`): say the writer's load L of a
+//! stripe's counter reads a value from before a reader's increment I, so L
+//! is coherence-ordered before I. The fence F is sequenced before L, and I
+//! is a `SeqCst` operation, so F precedes I in the single total order S of
+//! `SeqCst` operations and fences (p4.3); I precedes the reader's `SeqCst`
+//! load R of `state` in S (it is sequenced before it). If R read a value
+//! older than the writer's store W of `WRITING`, R would be
+//! coherence-ordered before W, which is sequenced before F, so R would
+//! precede F in S (p4.2): a cycle. So R sees `WRITING` (or the 0 of a
+//! later unlock, whose Release orders the whole write section before the
+//! read) and the reader steps aside. Otherwise L sees the increment or a
+//! later value: a nonzero one sends the writer to drain, and the zero it
+//! finally reads comes from a reader's decrement (Release) that its
+//! Acquire load or read-modify-write synchronises with, so every read
+//! section happens before the write. In drain the argument is the one of
+//! read-modify-writes: they are totally ordered with the increments, and a
+//! reader whose increment comes after the writer's RMW reads from it, so
+//! the RMW's Release makes `WRITING` visible to the reader's load.
 //!
-//! Why a parked writer is always woken (no lost wake-up), again without
-//! `SeqCst`: let R be the writer's last re-check (an RMW, made after it
+//! On x86 the reader's `SeqCst` increment and load are the same
+//! instructions as Acquire ones, and the writer pays one fence instead of
+//! one locked instruction per stripe: with 16 stripes, one thread at 50%
+//! writes ran 48.2 instead of 17.8 Mops/s on the 2-core development VM
+//! (`docs/DESIGN.md`).
+//!
+//! loom (`loom-tests/`) checks the protocol with every access to the value
+//! tracked, but it treats `SeqCst` accesses as `AcqRel` (its documentation
+//! warns of false alarms), so it cannot use p4.2/p4.3. Under
+//! `--cfg shardcache_loom` the reader therefore adds a `fence(SeqCst)`
+//! after its increment, and loom checks the writer's fence against it
+//! (fence against fence, p4.4, which loom models). On x86 a locked
+//! increment already is such a fence. The models fail (a concurrent read
+//! and write of a shard) without the writer's fence, and with a Relaxed
+//! counter load.
+//!
+//! Why a parked writer is always woken (no lost wake-up), without `SeqCst`:
+//! let R be the writer's last re-check (an RMW, made after it
 //! stored `PARKED` and while it holds the park mutex) that returned
 //! nonzero. Some reader counted before R in the counter's order has not
 //! left; readers counted after R see `WRITING` (the exclusion argument) and
@@ -86,8 +110,10 @@
 //! Costs: a read is one RMW on a line private to its stripe, one load of the
 //! shard's line and one RMW to unlock, like `RwLock`'s, but without
 //! cross-core traffic; the unlock also tests whether it left the counter
-//! at zero and, if so, loads `state` again (still in the cache). A write checks one counter per stripe, so stripes are
-//! kept to the number of cores (at most [`MAX_STRIPES`]).
+//! at zero and, if so, loads `state` again (still in the cache). A write
+//! pays a fence and loads one counter per stripe, each on a line that
+//! readers of that stripe write, so stripes are kept to the number of
+//! cores (at most [`MAX_STRIPES`]).
 
 #![allow(unsafe_code)]
 
@@ -98,8 +124,8 @@ use std::ops::{Deref, DerefMut};
 use crossbeam_utils::CachePadded;
 
 use crate::sync::{
-    reader_stripe, AtomicPtr, AtomicU8, AtomicUsize, Condvar, ConstPtr, MutPtr, Mutex, MutexGuard,
-    Ordering, Spin, UnsafeCell,
+    cpu_count, fence, reader_stripe, AtomicPtr, AtomicU8, AtomicUsize, Condvar, ConstPtr, MutPtr,
+    Mutex, MutexGuard, Ordering, Spin, UnsafeCell,
 };
 
 /// At most this many stripes: a writer checks one counter per stripe.
@@ -111,13 +137,11 @@ const BLOCK: usize = 16;
 /// One stripe's counters for 16 consecutive shards.
 type Block = CachePadded<[AtomicUsize; BLOCK]>;
 
-/// The number of stripes for this machine: its cores, as a power of two,
-/// at most [`MAX_STRIPES`].
+/// The number of stripes for this machine: its CPUs (all of them, not
+/// only those the process may use: see `cpu_count`), as a power of two, at
+/// most [`MAX_STRIPES`].
 pub(crate) fn default_stripes() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .next_power_of_two()
-        .min(MAX_STRIPES)
+    cpu_count().next_power_of_two().min(MAX_STRIPES)
 }
 
 /// `Slot::state` bit: a writer holds the writers' mutex and keeps readers
@@ -322,8 +346,12 @@ impl<T> ShardLocks<T> {
         let group = self.group(index)?;
         let (slot, counter) = Self::parts(group, index, reader_stripe() & self.stripe_mask);
         loop {
-            counter.fetch_add(1, Ordering::Acquire);
-            if slot.state.load(Ordering::Acquire) == 0 {
+            // `SeqCst`, both: ordered with the writer's fence (module
+            // docs). Under loom, which cannot model that, a fence stands in.
+            counter.fetch_add(1, Ordering::SeqCst);
+            #[cfg(shardcache_loom)]
+            fence(Ordering::SeqCst);
+            if slot.state.load(Ordering::SeqCst) == 0 {
                 return Some(ReadGuard {
                     slot,
                     counter,
@@ -358,16 +386,17 @@ impl<T> ShardLocks<T> {
     fn write_in<'a>(&'a self, group: &'a Group<T>, index: usize) -> WriteGuard<'a, T> {
         let slot = &group.slots[index % GROUP];
         let writer = slot.writer.lock();
-        // Ordered before the readers' increments by the Release of the
-        // read-modify-writes below (see the module docs).
         slot.state.store(WRITING, Ordering::Relaxed);
+        // Orders the store before every counter load below, against the
+        // readers' `SeqCst` increment and load of `state`: a reader whose
+        // increment a load misses sees `WRITING` (module docs). One fence,
+        // instead of one locked read-modify-write per stripe.
+        fence(Ordering::SeqCst);
         for stripe in 0..=self.stripe_mask {
             let (_, counter) = Self::parts(group, index, stripe);
-            // Spin on loads, which leave the line shared; confirm with
-            // `fetch_add(0)`, because only a read-modify-write is ordered
-            // with the readers' increments (module docs). After a short
-            // spin, sleep until the stripe's last reader wakes us.
-            if counter.load(Ordering::Relaxed) != 0 || counter.fetch_add(0, Ordering::AcqRel) != 0 {
+            // Acquire: a zero left by a reader's unlock orders its read
+            // section before the write.
+            if counter.load(Ordering::Acquire) != 0 {
                 Self::drain(slot, counter);
             }
         }
@@ -378,7 +407,9 @@ impl<T> ShardLocks<T> {
         }
     }
 
-    /// Waits until `counter` is zero: spins briefly, then parks.
+    /// Waits until `counter` is zero: spins briefly, then parks. Spins on
+    /// loads, which leave the line shared, and confirms with `fetch_add(0)`,
+    /// which is ordered with the readers' increments (module docs).
     #[cold]
     #[inline(never)]
     fn drain(slot: &Slot<T>, counter: &AtomicUsize) {
