@@ -383,6 +383,7 @@ impl<T> ShardLocks<T> {
         Some(self.write_in(self.group(index)?, index))
     }
 
+    #[inline(always)]
     fn write_in<'a>(&'a self, group: &'a Group<T>, index: usize) -> WriteGuard<'a, T> {
         let slot = &group.slots[index % GROUP];
         let writer = slot.writer.lock();
