@@ -383,6 +383,7 @@ impl<T> ShardLocks<T> {
         Some(self.write_in(self.group(index)?, index))
     }
 
+    /// Takes lock `index`, in `group`, for writing.
     #[inline(always)]
     fn write_in<'a>(&'a self, group: &'a Group<T>, index: usize) -> WriteGuard<'a, T> {
         let slot = &group.slots[index % GROUP];
