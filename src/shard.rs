@@ -723,6 +723,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "thousands of String entries: minutes under Miri; tests/shrink.rs runs the shrinks there"
+    )]
     fn removals_shrink_a_table_below_a_quarter_full() {
         let mut s = shard();
         fill(&mut s, 0..1000, NEVER);
@@ -747,6 +751,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "thousands of String entries: minutes under Miri; tests/shrink.rs runs the shrinks there"
+    )]
     fn a_sweep_frees_a_table_it_empties_and_the_next_removal_shrinks_the_rest() {
         let mut s = shard();
         fill(&mut s, 0..1000, 10);
@@ -763,6 +771,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "thousands of String entries: minutes under Miri; tests/shrink.rs runs the shrinks there"
+    )]
     fn tables_keep_the_room_asked_for() {
         let mut s = Shard::<String, u32>::with_capacity(500, false);
         let (room, keep) = (table_room(&s.lasting), s.room());
@@ -806,6 +818,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "thousands of String entries: minutes under Miri; tests/shrink.rs runs the shrinks there"
+    )]
     fn an_insert_remove_mix_at_either_threshold_does_not_thrash() {
         let mut s = shard();
         fill(&mut s, 0..1000, NEVER);
@@ -827,6 +843,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "thousands of String entries: minutes under Miri; tests/shrink.rs runs the shrinks there"
+    )]
     fn shrinking_is_amortized_constant_per_removal() {
         // Entries moved by every reallocation (grow or shrink), against the
         // operations: a drain, refills of a quarter, and drains again.
