@@ -23,8 +23,16 @@
 //! - The process-wide ticker of [`CoarseClock`](crate::CoarseClock) uses std
 //!   directly; under loom that clock reads `Instant::now()` instead of
 //!   starting a thread (models use `ManualClock`).
+//! - The janitor's process-wide registry (`src/janitor.rs`) is a std
+//!   `OnceLock` static, and under loom a `loom::lazy_static`, named there:
+//!   a static cannot be generic, so a shim here would only move the two
+//!   lines, and loom must create the registry afresh for each execution.
+//!
+//! Also here: `AtomicPtr` and `fence` (for the lazily allocated groups and
+//! the writer's fence of `locks.rs`), and `cpu_count` (how many CPU numbers
+//! `reader_stripe` can return, for the stripe count).
 
-#![allow(unsafe_code)] // the `UnsafeCell` shim, for `locks.rs`
+#![allow(unsafe_code)] // the `UnsafeCell` shim, `sched_getcpu` and `sysconf`
 
 pub(crate) use std::sync::{Arc, Weak};
 
