@@ -55,6 +55,7 @@ fn a_write_allocates_one_group_of_sixteen_shards() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri would try to allocate the room")]
 #[should_panic(expected = "initial_capacity")]
 fn room_asked_for_that_cannot_be_had_still_fails_the_build() {
     let _: Cache<u64, u64> = Cache::builder().initial_capacity(1 << 60).build();
