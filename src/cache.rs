@@ -169,8 +169,7 @@ where
                     Shard::with_capacity(if index < count { per_shard } else { 0 }, expiring)
                 };
                 // Every shard gets the same room: kept once, for removals.
-                let keep = Shard::<K, V>::with_capacity(0, expiring).room();
-                let keep = if eager { init(0).room() } else { keep };
+                let keep = init(0).room();
                 let locks = ShardLocks::new(count, stripes, eager, Box::new(init));
                 (Tables::Unbounded(locks), keep)
             }
