@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use common::eventually;
+use common::{eventually, self_closing_cache};
 use shardcache::{Cache, ManualClock};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -115,16 +115,7 @@ fn close_on_the_janitor_thread_does_not_join_itself() {
     static CACHE: OnceLock<Cache<u32, u32>> = OnceLock::new();
     static CLOSED: AtomicUsize = AtomicUsize::new(0);
     let clock = ManualClock::new();
-    let cache = CACHE.get_or_init(|| {
-        Cache::builder()
-            .clock(clock.clone())
-            .cleanup_interval(Duration::from_millis(1))
-            .removal_listener(|_, _, _| {
-                CACHE.get().expect("built").close();
-                CLOSED.fetch_add(1, Ordering::SeqCst);
-            })
-            .build()
-    });
+    let cache = self_closing_cache(&CACHE, &CLOSED, Cache::builder().clock(clock.clone()));
     cache.insert_with_ttl(1, 1, SECOND);
     clock.advance(2 * SECOND);
     eventually("the listener closed the cache", || {
@@ -192,17 +183,8 @@ fn close_from_a_listener_leaves_other_caches_swept() {
     static CLOSED: AtomicUsize = AtomicUsize::new(0);
     let clock = ManualClock::new();
     let other = bystander(&clock);
-    let cache = CACHE.get_or_init(|| {
-        Cache::builder()
-            .shards(1)
-            .clock(clock.clone())
-            .cleanup_interval(Duration::from_millis(1))
-            .removal_listener(|_, _, _| {
-                CACHE.get().expect("built").close();
-                CLOSED.fetch_add(1, Ordering::SeqCst);
-            })
-            .build()
-    });
+    let builder = Cache::builder().shards(1).clock(clock.clone());
+    let cache = self_closing_cache(&CACHE, &CLOSED, builder);
     cache.insert_with_ttl(1, 1, SECOND);
     swept_again(&other, &clock, "the other cache swept");
     eventually("the listener closed its cache", || {

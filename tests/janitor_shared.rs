@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use common::eventually;
+use common::{eventually, self_closing_cache};
 use shardcache::baseline::SingleLockCache;
 use shardcache::{Cache, ManualClock};
 
@@ -152,16 +152,7 @@ fn last_cache_closed_by_its_listener_stops_the_thread() {
     static CACHE: OnceLock<Cache<u32, u32>> = OnceLock::new();
     static CLOSED: AtomicUsize = AtomicUsize::new(0);
     let clock = ManualClock::new();
-    let cache = CACHE.get_or_init(|| {
-        Cache::builder()
-            .clock(clock.clone())
-            .cleanup_interval(Duration::from_millis(1))
-            .removal_listener(|_, _, _| {
-                CACHE.get().expect("built").close();
-                CLOSED.fetch_add(1, Ordering::SeqCst);
-            })
-            .build()
-    });
+    let cache = self_closing_cache(&CACHE, &CLOSED, Cache::builder().clock(clock.clone()));
     eventually("the janitor started", || janitor_threads() == 1);
     cache.insert_with_ttl(1, 1, SECOND);
     clock.advance(2 * SECOND);

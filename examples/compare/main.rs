@@ -229,10 +229,7 @@ fn run_memory(args: &Args) -> Result<(), Box<dyn Error>> {
 }
 
 fn run_callgrind(args: &Args) -> Result<(), Box<dyn Error>> {
-    let subjects = args
-        .subjects
-        .clone()
-        .unwrap_or_else(|| callgrind::SUBJECTS.to_vec());
+    let subjects = args.subjects.clone().unwrap_or_else(callgrind::subjects);
     let keys = args.keys.unwrap_or(DEFAULT_KEYS);
     let n = if args.quick { 20_000 } else { 1_000_000 };
     let counts = callgrind::run(&subjects, n, keys)?;

@@ -7,7 +7,7 @@
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use shardcache::baseline::SingleLockCache;
@@ -143,4 +143,24 @@ pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Builds, once, into `cell`, a cache from `builder` whose janitor sweeps
+/// every millisecond and whose removal listener closes the cache itself,
+/// counting in `closed`: the listener runs on the janitor thread, so the
+/// close does too.
+pub fn self_closing_cache(
+    cell: &'static OnceLock<Cache<u32, u32>>,
+    closed: &'static AtomicUsize,
+    builder: CacheBuilder<u32, u32>,
+) -> &'static Cache<u32, u32> {
+    cell.get_or_init(|| {
+        builder
+            .cleanup_interval(Duration::from_millis(1))
+            .removal_listener(move |_, _, _| {
+                cell.get().expect("built").close();
+                closed.fetch_add(1, Ordering::SeqCst);
+            })
+            .build()
+    })
 }
