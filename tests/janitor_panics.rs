@@ -9,10 +9,10 @@ mod common;
 
 use std::panic;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use common::{eventually, self_closing_cache};
+use common::{cache_held_by_its_entry, eventually, self_closing_cache};
 use shardcache::{Cache, ManualClock};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -80,24 +80,11 @@ fn values_whose_drop_panics_do_not_stop_the_janitor() {
     );
 }
 
-/// A value that owns the cache it is stored in: it is never read, only
-/// held, so that dropping the value drops the cache.
-#[derive(Clone)]
-struct Owner(#[allow(dead_code)] Arc<Cache<u32, Owner>>);
-
 #[test]
 fn a_cache_dropped_by_a_value_its_janitor_swept_stops_cleanly() {
     janitor_panics();
     let clock = ManualClock::new();
-    let cache: Arc<Cache<u32, Owner>> = Arc::new(
-        Cache::builder()
-            .clock(clock.clone())
-            .cleanup_interval(Duration::from_millis(1))
-            .build(),
-    );
-    let weak: Weak<Cache<u32, Owner>> = Arc::downgrade(&cache);
-    cache.insert_with_ttl(1, Owner(Arc::clone(&cache)), SECOND);
-    drop(cache); // the entry now holds the only reference
+    let weak = cache_held_by_its_entry(&clock);
     clock.advance(2 * SECOND);
     eventually("the janitor dropped the cache", || weak.upgrade().is_none());
     let panics = janitor_panics().lock().unwrap();
@@ -203,15 +190,7 @@ fn a_cache_dropped_on_the_janitor_thread_leaves_other_caches_swept() {
     janitor_panics();
     let clock = ManualClock::new();
     let other = bystander(&clock);
-    let cache: Arc<Cache<u32, Owner>> = Arc::new(
-        Cache::builder()
-            .clock(clock.clone())
-            .cleanup_interval(Duration::from_millis(1))
-            .build(),
-    );
-    let weak: Weak<Cache<u32, Owner>> = Arc::downgrade(&cache);
-    cache.insert_with_ttl(1, Owner(Arc::clone(&cache)), SECOND);
-    drop(cache);
+    let weak = cache_held_by_its_entry(&clock);
     swept_again(&other, &clock, "the other cache swept");
     eventually("the janitor dropped the cache", || weak.upgrade().is_none());
     swept_again(&other, &clock, "the other cache swept after the drop");

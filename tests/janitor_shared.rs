@@ -11,10 +11,10 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{eventually, self_closing_cache};
+use common::{cache_held_by_its_entry, eventually, self_closing_cache};
 use shardcache::baseline::SingleLockCache;
 use shardcache::{Cache, ManualClock};
 
@@ -43,11 +43,6 @@ fn thread_names() -> Vec<String> {
 fn janitor_threads() -> usize {
     thread_names().iter().filter(|n| *n == JANITOR_NAME).count()
 }
-
-/// A value that owns the cache it is stored in: dropping it drops the
-/// cache, on whichever thread drops it.
-#[derive(Clone)]
-struct Owner(#[allow(dead_code)] Arc<Cache<u32, Owner>>);
 
 #[test]
 #[cfg(target_os = "linux")]
@@ -166,16 +161,9 @@ fn last_cache_closed_by_its_listener_stops_the_thread() {
 /// The only cache with cleanup is dropped by a value its janitor sweeps.
 fn last_cache_dropped_on_the_janitor_thread_stops_the_thread() {
     let clock = ManualClock::new();
-    let cache: Arc<Cache<u32, Owner>> = Arc::new(
-        Cache::builder()
-            .clock(clock.clone())
-            .cleanup_interval(Duration::from_millis(1))
-            .build(),
-    );
-    let weak: Weak<Cache<u32, Owner>> = Arc::downgrade(&cache);
+    // Registered, and alive through its entry until the clock moves.
+    let weak = cache_held_by_its_entry(&clock);
     eventually("the janitor started", || janitor_threads() == 1);
-    cache.insert_with_ttl(1, Owner(Arc::clone(&cache)), SECOND);
-    drop(cache); // the entry now holds the only reference
     clock.advance(2 * SECOND);
     eventually("the janitor dropped the cache", || weak.upgrade().is_none());
     eventually("the janitor thread ended", || janitor_threads() == 0);

@@ -30,6 +30,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value as Json};
 use shardcache::Cache;
 
+use crate::latency::{histogram, nanos, show, QUANTILES};
 use crate::support::subjects::hasher;
 use crate::support::workload::SEED;
 
@@ -190,8 +191,8 @@ where
 
     let len_before = (target.len)();
     eprintln!("janitor: measuring {subject} for {window:?}");
-    let mut service = new_histogram();
-    let mut response = new_histogram();
+    let mut service = histogram();
+    let mut response = histogram();
     let start = Instant::now();
     let mut due = start;
     let mut gets = 0;
@@ -222,25 +223,6 @@ where
         footprint: None,
     }
 }
-
-fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// `1234` -> `1.2 µs`.
-fn show(nanos: u64) -> String {
-    match nanos {
-        0..=999 => format!("{nanos} ns"),
-        1_000..=999_999 => format!("{:.1} µs", nanos as f64 / 1e3),
-        _ => format!("{:.2} ms", nanos as f64 / 1e6),
-    }
-}
-
-const QUANTILES: [(&str, f64); 3] = [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)];
 
 /// Prints the table.
 pub fn print(reports: &[Report], window: Duration) {

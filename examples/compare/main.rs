@@ -15,6 +15,7 @@ use clap::Parser;
 
 mod callgrind;
 mod janitor;
+mod latency;
 mod memory;
 mod plot;
 mod targets;

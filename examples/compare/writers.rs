@@ -24,6 +24,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value as Json};
 use shardcache::Cache;
 
+use crate::latency::{histogram, nanos, show, QUANTILES};
 use crate::support::subjects::hasher;
 use crate::support::workload::SEED;
 use crate::targets::Outcome;
@@ -126,7 +127,7 @@ fn empty_report(subject: String, pause: Option<Duration>) -> Report {
         writes: 0,
         reads: 0,
         elapsed: Duration::ZERO,
-        latency: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds"),
+        latency: histogram(),
     }
 }
 
@@ -205,21 +206,6 @@ fn scenario(pause: Option<Duration>) -> String {
         Some(pause) => format!("paced (sleep {pause:?})"),
     }
 }
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// `1234` -> `1.2 µs`.
-fn show(nanos: u64) -> String {
-    match nanos {
-        0..=999 => format!("{nanos} ns"),
-        1_000..=999_999 => format!("{:.1} µs", nanos as f64 / 1e3),
-        _ => format!("{:.2} ms", nanos as f64 / 1e6),
-    }
-}
-
-const QUANTILES: [(&str, f64); 3] = [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)];
 
 /// Prints the table.
 pub fn print(reports: &[Report], window: Duration, reps: usize) {

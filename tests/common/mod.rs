@@ -7,11 +7,11 @@
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use shardcache::baseline::SingleLockCache;
-use shardcache::{Cache, CacheBuilder, Clock, Stats};
+use shardcache::{Cache, CacheBuilder, Clock, ManualClock, Stats};
 
 /// The operations both cache types share.
 pub trait CacheApi<K, V>: Send + Sync {
@@ -163,4 +163,26 @@ pub fn self_closing_cache(
             })
             .build()
     })
+}
+
+/// A value that owns the cache it is stored in: it is never read, only
+/// held, so that dropping the value drops the cache, on whichever thread
+/// drops it.
+#[derive(Clone)]
+pub struct Owner(#[allow(dead_code)] Arc<Cache<u32, Owner>>);
+
+/// A cache on `clock` with a janitor sweeping every millisecond, whose only
+/// reference is held by its one entry, which expires one second from now:
+/// the janitor's sweep of it drops the cache on the janitor thread. Returns
+/// a `Weak` to watch for that.
+pub fn cache_held_by_its_entry(clock: &ManualClock) -> Weak<Cache<u32, Owner>> {
+    let cache: Arc<Cache<u32, Owner>> = Arc::new(
+        Cache::builder()
+            .clock(clock.clone())
+            .cleanup_interval(Duration::from_millis(1))
+            .build(),
+    );
+    let weak = Arc::downgrade(&cache);
+    cache.insert_with_ttl(1, Owner(Arc::clone(&cache)), Duration::from_secs(1));
+    weak
 }
