@@ -17,9 +17,9 @@
 //! shard `i` counts itself in `readers[stripe][i]`; the counters of one
 //! stripe are packed in cache lines of their own, so a reader writes only
 //! lines that its stripe owns. The shard's own line holds a `state` byte
-//! (`WRITING`, `PARKED`), the writers' mutex, a park mutex and condvar for
-//! a sleeping writer, and the value; readers only read it (unless they
-//! wake a writer).
+//! (`WRITING`, `PARKED`), the writers' one-byte mutex, a park mutex and
+//! condvar for a sleeping writer, and the value; readers only read it
+//! (unless they wake a writer).
 //!
 //! ```text
 //! readers: stripe 0: [shard 0..15][shard 16..31]...   one 128-byte block per 16 shards
@@ -101,11 +101,15 @@
 //! models m9a and m9b deadlock when the decrement is Release-only, when
 //! the unlock skips the wake, or when a step aside does.
 //!
-//! Writers serialise on a `Mutex`, so readers that meet a writer sleep
-//! rather than spin. A compare-and-swap spin lock on `state` instead ran
-//! 19% faster for one thread at 50% writes (31.0 against 26.0 Mops/s), the
-//! same at 2 and 4 threads, but its spinning readers made the loom models
-//! unbounded; the mutex keeps every model checkable.
+//! Writers serialise on a mutex (`WriterLock`: parking_lot's, under loom
+//! loom's), so readers that meet a writer sleep rather than spin. A
+//! compare-and-swap spin lock on `state` instead ran 19% faster for one
+//! thread at 50% writes (31.0 against 26.0 Mops/s), the same at 2 and 4
+//! threads, but its spinning readers made the loom models unbounded; the
+//! mutex keeps every model checkable. parking_lot's mutex rather than
+//! std's: std's asks `thread::panicking()` on lock and on unlock, for a
+//! poisoning the shards do not use, which cost an overwriting `insert`
+//! about 16 of its instructions (`docs/DESIGN.md`).
 //!
 //! Costs: a read is one RMW on a line private to its stripe, one load of the
 //! shard's line and one RMW to unlock, like `RwLock`'s, but without
@@ -125,7 +129,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::sync::{
     cpu_count, fence, reader_stripe, AtomicPtr, AtomicU8, AtomicUsize, Condvar, ConstPtr, MutPtr,
-    Mutex, MutexGuard, Ordering, Spin, UnsafeCell,
+    Mutex, Ordering, Spin, UnsafeCell, WriterGuard, WriterLock,
 };
 
 /// At most this many stripes: a writer checks one counter per stripe.
@@ -155,7 +159,7 @@ const PARKED: u8 = 2;
 struct Slot<T> {
     /// `WRITING | PARKED` bits; written only by the writer holding `writer`.
     state: AtomicU8,
-    writer: Mutex<()>,
+    writer: WriterLock,
     /// Guards the parked writer's re-check and wait against a reader's
     /// wake-up (module docs).
     park: Mutex<()>,
@@ -231,7 +235,7 @@ impl<T> Group<T> {
             slots: std::array::from_fn(|i| {
                 CachePadded::new(Slot {
                     state: AtomicU8::new(0),
-                    writer: Mutex::new(()),
+                    writer: WriterLock::new(()),
                     park: Mutex::new(()),
                     unparked: Condvar::default(),
                     value: UnsafeCell::new(init(first + i)),
@@ -394,8 +398,10 @@ impl<T> ShardLocks<T> {
         // increment a load misses sees `WRITING` (module docs). One fence,
         // instead of one locked read-modify-write per stripe.
         fence(Ordering::SeqCst);
-        for stripe in 0..=self.stripe_mask {
-            let (_, counter) = Self::parts(group, index, stripe);
+        // A slice, not `0..=stripe_mask`: an inclusive range costs about
+        // five more instructions per write.
+        for readers in &group.readers[..=self.stripe_mask] {
+            let counter = &readers[index % GROUP];
             // Acquire: a zero left by a reader's unlock orders its read
             // section before the write.
             if counter.load(Ordering::Acquire) != 0 {
@@ -485,7 +491,7 @@ pub(crate) struct WriteGuard<'a, T> {
     value: ManuallyDrop<MutPtr<T>>,
     // Released after `drop` clears `state`, so readers waiting on the
     // mutex retry only when the flag is down.
-    _writer: MutexGuard<'a, ()>,
+    _writer: WriterGuard<'a>,
 }
 
 impl<T> Deref for WriteGuard<'_, T> {

@@ -14,8 +14,9 @@
 //!
 //! Besides std's names, the shim provides `UnsafeCell` with loom's
 //! interface, `thread_number` (a small per-thread number, for stripes),
-//! `Spin` (a bounded polite spin wait, which under loom gives up at once)
-//! and `Condvar` (std's or loom's, for parking).
+//! `Spin` (a bounded polite spin wait, which under loom gives up at once),
+//! `Condvar` (std's or loom's, for parking) and `WriterLock` (the shard
+//! writers' mutex: parking_lot's, or loom's).
 //!
 //! Exceptions, each deliberate:
 //! - `Arc`/`Weak` are std's in both builds: loom has no `Weak`, and the
@@ -300,6 +301,14 @@ mod imp {
             self.0.notify_all();
         }
     }
+
+    /// The shard writers' lock: parking_lot's, one byte, whose lock and
+    /// unlock are one compare-and-swap each. std's `Mutex` also asks
+    /// whether the thread is panicking on both (for poisoning, which the
+    /// shards do not use): 16.5 of an overwriting `insert`'s instructions
+    /// (`docs/DESIGN.md`).
+    pub(crate) type WriterLock = parking_lot::Mutex<()>;
+    pub(crate) type WriterGuard<'a> = parking_lot::MutexGuard<'a, ()>;
 }
 
 #[cfg(shardcache_loom)]
@@ -411,6 +420,10 @@ mod imp {
             self.0.notify_all();
         }
     }
+
+    /// Under loom, the shim's mutex: loom must see the writers' lock.
+    pub(crate) type WriterLock = Mutex<()>;
+    pub(crate) type WriterGuard<'a> = MutexGuard<'a, ()>;
 }
 
 pub(crate) use imp::*;
