@@ -14,14 +14,31 @@ use crate::sync::Arc;
 /// The most shards a cache can have.
 pub(crate) const MAX_SHARDS: usize = 1 << 16;
 
-/// Default shard count: `64 * cores`, rounded up to a power of two, at most
-/// 1024. [docs/DESIGN.md](https://github.com/shardcache/shardcache/blob/main/docs/DESIGN.md) has the sweep this rule comes from: with one lock
-/// word per shard, the chance that two threads meet on one falls with the
-/// shard count, and past a few dozen shards per core the extra locks only
-/// cost memory.
+/// Default shard count of an unbounded cache: `256 * cores`, rounded up to
+/// a power of two, at most 1024. [docs/DESIGN.md](https://github.com/shardcache/shardcache/blob/main/docs/DESIGN.md) has the sweep this rule
+/// comes from: readers never meet on a shard, but writers do, and two
+/// threads at 50% writes gained up to a fifth from 128 to 512 shards on 2
+/// cores while one thread lost 1-2%.
 pub(crate) fn default_shards() -> usize {
+    shards_per_core(256)
+}
+
+/// The most shards a bounded cache gets by default: `64 * cores`, rounded
+/// up to a power of two, at most 1024. Fewer than the unbounded default:
+/// each shard evicts on its own, and the finer the capacity is split the
+/// sooner an unlucky shard evicts while others have room
+/// (`docs/HITRATIO.md` was measured with this rule).
+pub(crate) fn bounded_default_shards() -> usize {
+    shards_per_core(64)
+}
+
+/// `per_core * cores`, rounded up to a power of two, at most 1024.
+fn shards_per_core(per_core: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.saturating_mul(64).next_power_of_two().clamp(1, 1024)
+    cores
+        .saturating_mul(per_core)
+        .next_power_of_two()
+        .clamp(1, 1024)
 }
 
 /// The fewest entries a bounded cache's default shard count leaves each
@@ -30,8 +47,9 @@ pub(crate) fn default_shards() -> usize {
 /// evicts while others have room ([docs/DESIGN.md](https://github.com/shardcache/shardcache/blob/main/docs/DESIGN.md) has the measurements).
 pub(crate) const MIN_SHARD_CAPACITY: u64 = 256;
 
-/// The default shard count of a bounded cache: the unbounded default, or
-/// fewer so that each shard holds at least [`MIN_SHARD_CAPACITY`].
+/// The default shard count of a bounded cache: `default` (see
+/// [`bounded_default_shards`]), or fewer so that each shard holds at least
+/// [`MIN_SHARD_CAPACITY`].
 pub(crate) fn bounded_shards(capacity: u64, default: usize) -> usize {
     let most = (capacity / MIN_SHARD_CAPACITY).clamp(1, default as u64);
     // The largest power of two at most `most`.
@@ -103,12 +121,14 @@ impl<K, V> Default for CacheBuilder<K, V> {
 impl<K, V, S> CacheBuilder<K, V, S> {
     /// Number of shards, rounded up to a power of two.
     ///
-    /// More shards mean fewer threads meeting on one lock, at a cost of one
-    /// cache line (128 bytes) plus an empty table per shard. The default
-    /// depends on the machine's cores; see [docs/DESIGN.md](https://github.com/shardcache/shardcache/blob/main/docs/DESIGN.md). A bounded
-    /// cache defaults to fewer, so that each shard holds at least 256
-    /// units of [`max_capacity`](Self::max_capacity); setting `shards`
-    /// overrides that too.
+    /// More shards mean fewer writers meeting on one lock, at a cost of 256
+    /// bytes per shard (its 128-byte slot and its share of the reader
+    /// counters) once a shard of its group of 16 is written, plus an empty
+    /// table. The default is 256 per core, rounded up to a power of two, at
+    /// most 1024; see [docs/DESIGN.md](https://github.com/shardcache/shardcache/blob/main/docs/DESIGN.md). A bounded cache defaults to 64
+    /// per core, or fewer so that each shard holds at least 256 units of
+    /// [`max_capacity`](Self::max_capacity); setting `shards` overrides
+    /// both.
     ///
     /// # Panics
     ///
@@ -428,7 +448,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     pub(crate) fn shard_count(&self) -> usize {
         match (self.shards, self.max_capacity) {
             (Some(n), _) => n,
-            (None, Some(max)) => bounded_shards(max, default_shards()),
+            (None, Some(max)) => bounded_shards(max, bounded_default_shards()),
             (None, None) => default_shards(),
         }
     }
@@ -506,8 +526,10 @@ mod tests {
 
     #[test]
     fn default_shards_is_a_power_of_two_in_range() {
-        let n = default_shards();
-        assert!(n.is_power_of_two() && (1..=1024).contains(&n));
+        for n in [default_shards(), bounded_default_shards()] {
+            assert!(n.is_power_of_two() && (1..=1024).contains(&n));
+        }
+        assert!(bounded_default_shards() <= default_shards());
     }
 
     #[test]

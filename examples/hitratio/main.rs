@@ -41,8 +41,8 @@
 //!   `Cache::with`, has 4 x the available parallelism (halved until each
 //!   shard holds 32 entries or more), and rounds each shard's capacity up,
 //!   so it may hold a few entries more than asked. shardcache's bounded
-//!   default leaves each shard at least 256 entries, at most its unbounded
-//!   default (64 x cores). moka's policy is not sharded. The header and the
+//!   default leaves each shard at least 256 entries, at most 64 x cores
+//!   (the unbounded default is 256 x cores). moka's policy is not sharded. The header and the
 //!   JSON give each cache's count per capacity.
 //! * **LRU** is exact (a linked list over dense ids). **OPT** is Belady's
 //!   policy with bypass: on a miss with the cache full, evict the key whose
