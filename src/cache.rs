@@ -818,10 +818,19 @@ where
         stats
     }
 
-    /// Stops the janitor thread and waits for it to exit. Idempotent; the
-    /// cache keeps working, expired entries are then removed lazily or by
-    /// [`remove_expired`](Self::remove_expired). Dropping the cache does the
-    /// same.
+    /// Takes the cache off the janitor's list: if the janitor is sweeping
+    /// it right now, waits for that sweep to end, so that once `close`
+    /// returns the janitor never touches the cache again (and calls its
+    /// listener no more). If this was the last cache with a cleanup
+    /// interval, the janitor thread is stopped and joined. Idempotent;
+    /// the cache keeps working, expired entries are then removed lazily or
+    /// by [`remove_expired`](Self::remove_expired). Dropping the cache does
+    /// the same.
+    ///
+    /// Do not call it (or drop the cache) while holding a lock that this
+    /// cache's listener, or the `Drop` of its keys and values, may take:
+    /// the sweep `close` waits for may be waiting for that lock. On the
+    /// janitor thread itself (from a listener) it waits for nothing.
     ///
     /// ```
     /// use std::time::Duration;
