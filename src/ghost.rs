@@ -63,11 +63,21 @@ impl Ghost {
     /// fewer. A fingerprint in slot `i` of the old table belongs to slot `i`
     /// or `i + old_len` of the new one (the new index has one more hash
     /// bit), so it is copied to both: nothing remembered is forgotten.
+    ///
+    /// Inlined, with the growth out of line: an insert into a full shard
+    /// calls it every time and almost never grows.
+    #[inline]
     pub(crate) fn fit(&mut self, entries: usize) {
         let want = entries.saturating_mul(2).max(MIN_SLOTS);
-        if self.slots.len() >= want {
-            return;
+        if self.slots.len() < want {
+            self.grow(want);
         }
+    }
+
+    /// Doubles the slots until there are `want`, keeping what is remembered.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, want: usize) {
         let mut len = self.slots.len().max(MIN_SLOTS / 2);
         while len < want {
             len *= 2;

@@ -134,6 +134,12 @@ pub(crate) fn deliver<K, V>(
     listener: Option<&Listener<K, V>>,
     departures: impl IntoIterator<Item = Departure<K, V>>,
 ) -> Option<Panic> {
+    if listener.is_none() && !std::mem::needs_drop::<(K, V)>() {
+        // Nothing to tell and nothing to run: no user code, so no panic
+        // to catch (an evicting insert of `u64 -> u64` saves about 20
+        // instructions).
+        return None;
+    }
     let mut first_panic = None;
     for (key, value, cause) in departures {
         // One at a time: a `Drop` or a listener that panics is caught, and

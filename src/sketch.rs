@@ -20,6 +20,9 @@
 #[derive(Debug, Default)]
 pub(crate) struct Sketch {
     words: Box<[u64]>,
+    /// The most entries [`fit`](Self::fit) was asked for: the words and the
+    /// period only change when this grows.
+    fitted: usize,
     /// Additions since the last aging.
     additions: u32,
     /// Additions between two agings.
@@ -99,7 +102,21 @@ impl Sketch {
     /// counters of word `i` belong to word `i` or `i + old_len` of the new
     /// table, so the word is copied to both: no count is lost.
     /// Ages after `10 x entries` additions, for the most entries seen.
+    ///
+    /// Inlined, with the rest out of line: an insert into a full shard calls
+    /// it every time with the same count.
+    #[inline]
     pub(crate) fn fit(&mut self, entries: usize) {
+        if entries > self.fitted {
+            self.refit(entries);
+        }
+    }
+
+    /// [`fit`](Self::fit) for more entries than ever before.
+    #[cold]
+    #[inline(never)]
+    fn refit(&mut self, entries: usize) {
+        self.fitted = entries;
         let period = u32::try_from(entries.max(16).saturating_mul(10)).unwrap_or(u32::MAX);
         self.period = self.period.max(period);
         let want = (entries.next_power_of_two() / 4).max(MIN_WORDS);
