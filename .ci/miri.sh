@@ -18,7 +18,7 @@ fi
 rustup component add miri rust-src --toolchain nightly
 cargo +nightly miri setup
 
-# Bounded: the whole run takes about 12 minutes on 2 cores (docs/TESTING.md);
+# Bounded: the whole run takes about 10 minutes on 2 cores (docs/TESTING.md);
 # a hang must not eat the CI.
 # The library's unit tests and the integration tests; the examples' own
 # tests (hitratio's trace readers, manual_clock) hold no unsafe code and
