@@ -112,6 +112,15 @@ impl<K, V> SingleLockCache<K, V> {
 /// clock.advance(Duration::from_secs(2));
 /// assert_eq!(cache.get(&1), None);
 /// ```
+///
+/// A setting the baseline does not have is a compile error, not a
+/// setting silently ignored:
+///
+/// ```compile_fail
+/// use shardcache::baseline::SingleLockCache;
+///
+/// let cache: SingleLockCache<u32, u32> = SingleLockCache::builder().max_capacity(10).build();
+/// ```
 pub struct SingleLockBuilder<K, V, S = ahash::RandomState> {
     inner: CacheBuilder<K, V, S>,
 }
