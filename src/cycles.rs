@@ -43,9 +43,9 @@
 //! loader that polls a loading future and then hands it to another task
 //! while it waits for something else entirely.
 
+use crate::sync::{thread_local, Arc, Weak};
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
-use crate::sync::{thread_local, Arc, Weak};
 
 /// A flight, as a node of the wait-for graph; implemented by `Flight<V>`
 /// for every `V`, so that cycles across caches and value types are seen.
@@ -88,8 +88,15 @@ struct Frame {
     loader: &'static str,
 }
 
+#[cfg(not(shardcache_loom))]
 thread_local! {
     /// The loaders running on this thread, innermost last.
+    static RUNNING: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+}
+
+// loom's `thread_local!` takes no `const` block.
+#[cfg(shardcache_loom)]
+thread_local! {
     static RUNNING: RefCell<Vec<Frame>> = RefCell::new(Vec::new());
 }
 

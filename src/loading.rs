@@ -274,8 +274,9 @@ where
                 Join::Lead(flight) => {
                     let lead = Lead::new(self, hash, index, flight);
                     let mut init = std::pin::pin!(init);
-                    let value = std::future::poll_fn(|cx| lead.run(name, || init.as_mut().poll(cx)))
-                        .await?;
+                    let value =
+                        std::future::poll_fn(|cx| lead.run(name, || init.as_mut().poll(cx)))
+                            .await?;
                     lead.land(key, value.clone());
                     return Ok(value);
                 }
@@ -716,7 +717,9 @@ mod tests {
             assert_eq!(std::sync::Arc::strong_count(task), 2, "a waker is held");
         }
         flight.end(Some(1));
-        assert!(tasks.iter().all(|(task, _)| task.0.load(Ordering::SeqCst) == 0));
+        assert!(tasks
+            .iter()
+            .all(|(task, _)| task.0.load(Ordering::SeqCst) == 0));
     }
 
     /// The end wakes each live waiter once, whatever was cancelled around
@@ -733,7 +736,10 @@ mod tests {
         let cancelled = ends.remove(1);
         drop(cancelled);
         flight.end(Some(7));
-        let woken: Vec<usize> = tasks.iter().map(|(t, _)| t.0.load(Ordering::SeqCst)).collect();
+        let woken: Vec<usize> = tasks
+            .iter()
+            .map(|(t, _)| t.0.load(Ordering::SeqCst))
+            .collect();
         assert_eq!(woken, [1, 0, 1, 1, 1]);
         let late = &tasks[1].1;
         for end in &mut ends {

@@ -139,8 +139,11 @@ async fn timed_out_requests(cache: &Arc<Cache<u32, u32>>, key: u32, n: usize) {
     let waiting = Arc::new(AtomicUsize::new(0));
     let requests: Vec<_> = (0..n)
         .map(|_| {
-            let (cache, deadline, waiting) =
-                (Arc::clone(cache), Arc::clone(&deadline), Arc::clone(&waiting));
+            let (cache, deadline, waiting) = (
+                Arc::clone(cache),
+                Arc::clone(&deadline),
+                Arc::clone(&waiting),
+            );
             tokio::spawn(async move {
                 waiting.fetch_add(1, Ordering::SeqCst);
                 // The get is polled first, so it waits before the deadline
@@ -298,7 +301,8 @@ async fn an_async_loader_that_awaits_its_own_key_panics() {
                 cache
                     .get_or_insert_with_async(1, async {
                         if through_another_key {
-                            let again = async { cache.get_or_insert_with_async(1, async { 3 }).await };
+                            let again =
+                                async { cache.get_or_insert_with_async(1, async { 3 }).await };
                             cache.get_or_insert_with_async(2, again).await
                         } else {
                             cache.get_or_insert_with_async(1, async { 2 }).await

@@ -132,7 +132,9 @@ fn a_cycle_of_three_keys_on_one_thread_panics() {
     let cache: Cache<u32, u32> = Cache::new();
     let panic = catch_unwind(AssertUnwindSafe(|| {
         cache.get_or_insert_with(0, || {
-            cache.get_or_insert_with(1, || cache.get_or_insert_with(2, || cache.get_or_insert_with(0, || 1)))
+            cache.get_or_insert_with(1, || {
+                cache.get_or_insert_with(2, || cache.get_or_insert_with(0, || 1))
+            })
         })
     }))
     .expect_err("the cycle panics");
@@ -178,8 +180,11 @@ fn a_cycle_across_two_caches_is_seen() {
         let names: Arc<Cache<u32, String>> = Arc::new(Cache::new());
         let both_lead = Arc::new(Barrier::new(2));
         let first = {
-            let (numbers, names, both_lead) =
-                (Arc::clone(&numbers), Arc::clone(&names), Arc::clone(&both_lead));
+            let (numbers, names, both_lead) = (
+                Arc::clone(&numbers),
+                Arc::clone(&names),
+                Arc::clone(&both_lead),
+            );
             thread::spawn(move || {
                 caught(|| {
                     numbers.get_or_insert_with(1, || {
