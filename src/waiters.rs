@@ -223,6 +223,13 @@ mod tests {
         }
     }
 
+    /// A slot is a waker's two words, its free-list link in the niche.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_slot_takes_sixteen_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
+    }
+
     #[test]
     fn a_new_waker_replaces_the_old_one_in_its_slot() {
         let wakers = counted(2);

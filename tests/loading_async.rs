@@ -5,7 +5,6 @@
 
 #![cfg(feature = "async")]
 
-use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +12,9 @@ use std::time::Duration;
 use shardcache::Cache;
 use tokio::sync::{oneshot, Barrier, Notify};
 use tokio::task::JoinError;
+
+mod common;
+use common::{check_cycle, panic_message};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_tasks_one_load() {
@@ -210,18 +212,9 @@ fn timed_out_waiters_free_their_memory_while_the_load_hangs() {
     assert_eq!(cache.get(&1), Some(42));
 }
 
-/// The panic's message.
-fn message(panic: &(dyn Any + Send)) -> &str {
-    panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("")
-}
-
 /// A task's value, or its panic's message.
 fn outcome(joined: Result<u32, JoinError>) -> Result<u32, String> {
-    joined.map_err(|error| message(&*error.into_panic()).to_owned())
+    joined.map_err(|error| panic_message(&*error.into_panic()).to_owned())
 }
 
 /// Fails a deadlock instead of hanging: nothing waits for the bound when
@@ -230,20 +223,6 @@ async fn within_bound<T>(future: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(30), future)
         .await
         .expect("deadlock: the loader cycle was not detected")
-}
-
-/// At least one outcome is the cycle panic naming `loaders` loaders; the
-/// others are values.
-fn check_cycle(outcomes: &[Result<u32, String>], loaders: usize) {
-    let panics: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
-    assert!(!panics.is_empty(), "{outcomes:?}");
-    for message in panics {
-        assert!(
-            message.starts_with("shardcache: loader cycle: the loader `")
-                && message.matches("loader `").count() == loaders,
-            "{message}"
-        );
-    }
 }
 
 /// `keys` tasks; task i leads key i, and once all lead, its loader awaits
@@ -313,7 +292,7 @@ async fn an_async_loader_that_awaits_its_own_key_panics() {
         });
         let panic = within_bound(task).await.unwrap_err().into_panic();
         let loaders = if through_another_key { 2 } else { 1 };
-        check_cycle(&[Err(message(&*panic).to_owned())], loaders);
+        check_cycle(&[Err(panic_message(&*panic).to_owned())], loaders);
         assert_eq!(cache.get_or_insert_with_async(1, async { 5 }).await, 5);
         assert_eq!(cache.get_or_insert_with_async(2, async { 6 }).await, 6);
         cache.clear();
@@ -335,7 +314,7 @@ async fn a_cycle_between_a_blocking_and_an_async_loader_panics() {
                     cache.get_or_insert_with(1, || 10) + 1
                 })
             }))
-            .map_err(|panic| message(&*panic).to_owned())
+            .map_err(|panic| panic_message(&*panic).to_owned())
         })
     };
     let task = tokio::spawn({

@@ -5,13 +5,15 @@
 //! normally afterwards. Without the check these tests deadlock; each runs
 //! under a time bound so that a deadlock fails instead of hanging.
 
-use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
 use shardcache::Cache;
+
+mod common;
+use common::{check_cycle, panic_message};
 
 /// Runs `scenario` on its own thread and fails if it has not returned
 /// within a generous bound: a deadlock fails the test instead of hanging
@@ -24,27 +26,11 @@ fn within_bound<T: Send + 'static>(scenario: impl FnOnce() -> T + Send + 'static
         .expect("deadlock: the loader cycle was not detected")
 }
 
-/// The panic's message.
-fn message(panic: &(dyn Any + Send)) -> &str {
-    panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("")
-}
-
-/// Whether `message` is the cycle panic naming `loaders` loaders.
-fn is_cycle(message: &str, loaders: usize) -> bool {
-    message.starts_with("shardcache: loader cycle: the loader `")
-        && message.matches("loader `").count() == loaders
-        && message.contains("loading_cycles::")
-}
-
 /// What a thread of a cycle ended with: its value, or its panic's message.
 type Outcome = Result<u32, String>;
 
 fn caught(f: impl FnOnce() -> u32) -> Outcome {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| message(&*panic).to_owned())
+    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| panic_message(&*panic).to_owned())
 }
 
 /// `keys` threads; thread i leads key i, and once all lead, its loader
@@ -84,16 +70,6 @@ fn cycle_over_threads(keys: u32, try_: bool) -> Vec<Outcome> {
         assert!(value == 7 || value >= 100, "{value}");
     }
     outcomes
-}
-
-/// At least one thread panicked with the cycle message, every other one
-/// got a value.
-fn check_cycle(outcomes: &[Outcome], loaders: usize) {
-    let panics: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
-    assert!(!panics.is_empty(), "{outcomes:?}");
-    for message in panics {
-        assert!(is_cycle(message, loaders), "{message}");
-    }
 }
 
 #[test]
@@ -138,7 +114,9 @@ fn a_cycle_of_three_keys_on_one_thread_panics() {
         })
     }))
     .expect_err("the cycle panics");
-    assert!(is_cycle(message(&*panic), 3), "{}", message(&*panic));
+    let message = panic_message(&*panic);
+    check_cycle(&[Err(message.to_owned())], 3);
+    assert!(message.contains("loading_cycles::"), "{message}");
     for key in 0..3 {
         assert_eq!(cache.get_or_insert_with(key, || 10 + key), 10 + key);
     }
