@@ -99,6 +99,7 @@ mod bounded;
 mod builder;
 mod cache;
 mod clock;
+mod cycles;
 mod ghost;
 mod janitor;
 mod listener;
@@ -108,6 +109,8 @@ mod shard;
 mod sketch;
 mod stats;
 mod sync;
+#[cfg(any(feature = "async", test))]
+mod waiters;
 
 pub use builder::CacheBuilder;
 pub use cache::Cache;
