@@ -173,9 +173,11 @@ where
     }
 
     /// Calls `hook` after each invalidation this instance applies (a key
-    /// dropped, or all of L1 flushed). It runs on the task that reads the
-    /// connection, so it must be quick and must not call the cache; use it
-    /// for metrics, such as invalidation lag.
+    /// dropped, or all of L1 flushed), one at a time, in the order they
+    /// were applied. It runs on the task that reads the connection, under
+    /// the lock of the connection, so it must be quick and must not call
+    /// the cache (that would deadlock); use it for metrics, such as
+    /// invalidation lag.
     ///
     /// ```
     /// # use shardcache_redis::{Invalidation, NearCache};

@@ -147,36 +147,48 @@ impl<V: Send + Sync + 'static> Shared<V> {
         }
     }
 
-    /// Applies one push message of connection `id`.
+    /// Applies one push message of connection `id`. Pushes are applied,
+    /// and the hook told, under the lock of the connection in use, so an
+    /// instance's invalidations happen one at a time, in the order its hook
+    /// sees them; pushes of a connection no longer in use are ignored (L1
+    /// was flushed when it was dropped).
     fn on_push(&self, id: u64, push: PushInfo) {
         match push.kind {
-            PushKind::Invalidate => match push.data.first() {
-                Some(Value::Array(keys)) => {
-                    for key in keys {
-                        if let Value::BulkString(bytes) = key {
-                            // Keys of this cache are `&str`: any other cannot be in L1.
-                            if let Ok(key) = std::str::from_utf8(bytes) {
-                                self.invalidate(key);
+            PushKind::Invalidate => {
+                let live = self.live();
+                if live.as_ref().is_none_or(|l| l.id != id) {
+                    return;
+                }
+                match push.data.first() {
+                    Some(Value::Array(keys)) => {
+                        for key in keys {
+                            if let Value::BulkString(bytes) = key {
+                                // Keys of this cache are `&str`: any other
+                                // cannot be in L1.
+                                if let Ok(key) = std::str::from_utf8(bytes) {
+                                    self.invalidate(key);
+                                }
                             }
                         }
                     }
+                    // A null list of keys: the server was flushed.
+                    _ => {
+                        self.flush();
+                        Counters::bump(&self.stats.server_flushes);
+                        self.tell(Invalidation::Flushed);
+                    }
                 }
-                // A null list of keys: the server was flushed.
-                _ => {
-                    self.flush();
-                    Counters::bump(&self.stats.server_flushes);
-                    self.tell(Invalidation::Flushed);
-                }
-            },
+                drop(live);
+            }
             PushKind::Disconnection => self.broken(id),
             _ => {}
         }
     }
 
-    /// Drops `key` from L1 (Redis said so). The stripe's count moves first, so a caller that
-    /// joins a `GET` sent before this sees that it must read again; the
-    /// removal then marks such a `GET`'s flight superseded, so its reply is
-    /// not stored.
+    /// Drops `key` from L1 (Redis said so). The stripe's count moves first,
+    /// so a caller that joins a `GET` sent before this sees that it must
+    /// read again; the removal then marks such a `GET`'s flight superseded,
+    /// so its reply is not stored.
     fn invalidate(&self, key: &str) {
         self.drop_key(key);
         Counters::bump(&self.stats.invalidations);
@@ -200,18 +212,19 @@ impl<V: Send + Sync + 'static> Shared<V> {
     /// invalidations, so it is dropped (nothing reads through it or fills L1
     /// any more), L1 is flushed, and the reconnect task wakes. A second call
     /// for the same connection, or one for a connection already replaced,
-    /// does nothing.
+    /// does nothing. A read takes its stamp before it takes the connection,
+    /// so a read whose stamp is newer than this flush uses a newer
+    /// connection.
     pub(crate) fn broken(&self, id: u64) {
-        {
-            let mut live = self.live();
-            if live.as_ref().is_none_or(|l| l.id != id) {
-                return;
-            }
-            *live = None;
+        let mut live = self.live();
+        if live.as_ref().is_none_or(|l| l.id != id) {
+            return;
         }
+        *live = None;
         self.flush();
         Counters::bump(&self.stats.reconnect_flushes);
         self.tell(Invalidation::Disconnected);
+        drop(live);
         self.wake.notify_one();
     }
 }

@@ -344,6 +344,11 @@ where
     {
         *led = true;
         let shared = &*self.shared;
+        // Taken before the connection and before the GET is sent: an
+        // invalidation or flush applied after this may concern the value
+        // the GET returns, and one applied before it is older than the
+        // connection and the GET.
+        let stamp = shared.stamp(key);
         let Some((id, mut conn)) = shared.connection() else {
             return Err(Skip::Unavailable(None));
         };
@@ -355,9 +360,6 @@ where
                 Skip::Failed(Error::Redis(error))
             }
         };
-        // Taken before the GET is sent: an invalidation applied after this
-        // may concern the value the GET returns.
-        let stamp = shared.stamp(key);
         let reply: Option<Vec<u8>> = redis::cmd("GET")
             .arg(key)
             .query_async(&mut conn)
