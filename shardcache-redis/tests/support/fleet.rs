@@ -199,7 +199,7 @@ async fn instance(url: &str, index: usize, plan: Plan) -> Log {
             }
         }
         // Leave the other instances (and the server) room on small machines.
-        if ops % 64 == 0 {
+        if ops.is_multiple_of(64) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
