@@ -14,7 +14,7 @@ use support::server::RedisServer;
 const INSTANCES: usize = 3;
 
 fn main() {
-    let plan = Plan::new(INSTANCES, run_time(3.0));
+    let mut plan = Plan::new(INSTANCES, run_time(3.0));
     if let Ok(child) = std::env::var("NEARCACHE_CHILD") {
         let mut parts = child.split(' ');
         let (url, index, out) = (
@@ -22,12 +22,16 @@ fn main() {
             parts.next().unwrap().parse().unwrap(),
             parts.next().unwrap(),
         );
+        // The parent's end, shared by every child.
+        plan.end_at = parts.next().unwrap().parse().unwrap();
         let log = run_instance(url, index, plan);
         std::fs::write(out, log.to_text()).unwrap();
         return;
     }
     let server = RedisServer::start();
     seed(&server.url(), plan.keys);
+    // The run starts once the server is up and seeded.
+    plan = Plan::new(INSTANCES, plan.run);
     let exe = std::env::current_exe().unwrap();
     let dir = std::env::temp_dir().join(format!("nearcache-processes-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -37,7 +41,7 @@ fn main() {
             let child = Command::new(&exe)
                 .env(
                     "NEARCACHE_CHILD",
-                    format!("{} {i} {}", server.url(), out.display()),
+                    format!("{} {i} {} {}", server.url(), out.display(), plan.end_at),
                 )
                 .spawn()
                 .unwrap();

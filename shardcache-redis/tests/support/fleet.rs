@@ -58,6 +58,9 @@ pub struct Log {
     pub errors: u64,
     /// Whether the instance was connected when it stopped.
     pub connected_at_end: bool,
+    /// Keys this instance still read differently from Redis 5 s after
+    /// every writer had stopped (an invalidation it never got).
+    pub diverged: u64,
 }
 
 impl Log {
@@ -76,7 +79,10 @@ impl Log {
         for (k, v, s) in &self.reads {
             out += &format!("R {k} {v} {s}\n");
         }
-        out += &format!("X {} {}\n", self.errors, self.connected_at_end as u8);
+        out += &format!(
+            "X {} {} {}\n",
+            self.errors, self.connected_at_end as u8, self.diverged
+        );
         out
     }
 
@@ -94,6 +100,7 @@ impl Log {
                 "X" => {
                     log.errors = n(1);
                     log.connected_at_end = n(2) == 1;
+                    log.diverged = n(3);
                 }
                 other => panic!("unknown record {other}"),
             }
@@ -105,6 +112,8 @@ impl Log {
 /// How an instance is run.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
+    /// When every instance stops writing (`now()` nanoseconds).
+    pub end_at: u64,
     pub instances: usize,
     pub keys: usize,
     pub run: Duration,
@@ -117,6 +126,7 @@ pub struct Plan {
 impl Plan {
     pub fn new(instances: usize, run: Duration) -> Self {
         Self {
+            end_at: now() + run.as_nanos() as u64,
             instances,
             keys: 16,
             run,
@@ -175,9 +185,8 @@ async fn instance(url: &str, index: usize, plan: Plan) -> Log {
         .collect();
     let mut versions: HashMap<usize, u64> = own.iter().map(|&k| (k, 0)).collect();
     let mut log = Log::default();
-    let deadline = Instant::now() + plan.run;
     let mut ops = 0u64;
-    while Instant::now() < deadline {
+    while now() < plan.end_at {
         ops += 1;
         if !own.is_empty() && rng.random_range(0..100) < plan.write_percent {
             let key = own[rng.random_range(0..own.len())];
@@ -209,8 +218,47 @@ async fn instance(url: &str, index: usize, plan: Plan) -> Log {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     log.connected_at_end = cache.is_connected();
+    log.diverged = diverged(url, &cache, plan).await;
     log.events = std::mem::take(&mut *events.lock().unwrap());
     log
+}
+
+/// Once every writer has stopped, each key must read here as it reads in
+/// Redis within 5 s: an instance that missed an invalidation (say, while
+/// its connection was down) and kept its old copy never converges. Returns
+/// the number of keys that did not.
+async fn diverged(url: &str, cache: &NearCache<u64>, plan: Plan) -> u64 {
+    // Every writer stopped at `end_at`; a write in flight then has returned
+    // (or failed) a timeout later.
+    let settled = plan.end_at + plan.timeout.as_nanos() as u64;
+    tokio::time::sleep(Duration::from_nanos(settled.saturating_sub(now()))).await;
+    let mut direct = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let give_up = Instant::now() + Duration::from_secs(5);
+    let mut diverged = 0;
+    for k in 0..plan.keys {
+        loop {
+            let truth: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(key_name(k))
+                .query_async(&mut direct)
+                .await
+                .unwrap();
+            let truth = truth.map(|bytes| postcard::from_bytes::<u64>(&bytes).unwrap());
+            let here = cache.get(&key_name(k)).await.ok().flatten().map(|v| *v);
+            if here == truth {
+                break;
+            }
+            if Instant::now() > give_up {
+                diverged += 1;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    diverged
 }
 
 /// What the checker found.
@@ -227,6 +275,9 @@ pub struct Report {
     pub lags: Vec<u64>,
     pub first_stale: Option<String>,
     pub all_connected_at_end: bool,
+    /// Keys some instance read differently from Redis after the writers
+    /// stopped, summed over instances.
+    pub diverged: u64,
 }
 
 impl Report {
@@ -242,11 +293,12 @@ impl Report {
 
     pub fn summary(&self) -> String {
         format!(
-            "{} reads, {} writes, {} stale, {} errors, {} invalidations, {} flushes, \
-             invalidation lag from write start p50 {:?} p99 {:?}",
+            "{} reads, {} writes, {} stale, {} diverged, {} errors, {} invalidations, \
+             {} flushes, invalidation lag from write start p50 {:?} p99 {:?}",
             self.reads,
             self.writes,
             self.stale,
+            self.diverged,
             self.errors,
             self.invalidations,
             self.flushes,
@@ -261,6 +313,7 @@ impl Report {
         assert_eq!(self.stale, 0, "stale reads; first: {:?}", self.first_stale);
         assert!(self.reads > 0, "no read succeeded");
         assert!(self.all_connected_at_end, "an instance did not reconnect");
+        assert_eq!(self.diverged, 0, "instances kept copies Redis had changed");
     }
 }
 
@@ -302,6 +355,7 @@ pub fn check(logs: &[Log], keys: usize) -> Report {
         report.writes += log.writes.len() as u64;
         report.errors += log.errors;
         report.all_connected_at_end &= log.connected_at_end;
+        report.diverged += log.diverged;
         // Per key: (at, required version) of each event that concerns it.
         let mut required: Vec<Vec<(u64, u64)>> = vec![Vec::new(); keys];
         let mut prev = 0;
@@ -355,6 +409,11 @@ pub fn check(logs: &[Log], keys: usize) -> Report {
 /// through, and checks it.
 pub fn run_threads(url: &str, plan: Plan, fault: impl FnOnce()) -> Report {
     seed(url, plan.keys);
+    // The run starts once the server is seeded.
+    let plan = Plan {
+        end_at: now() + plan.run.as_nanos() as u64,
+        ..plan
+    };
     let handles: Vec<_> = (0..plan.instances)
         .map(|i| {
             let url = url.to_owned();
