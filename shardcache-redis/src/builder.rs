@@ -177,7 +177,8 @@ where
     /// were applied. It runs on the task that reads the connection, under
     /// the lock of the connection, so it must be quick and must not call
     /// the cache (that would deadlock); use it for metrics, such as
-    /// invalidation lag.
+    /// invalidation lag. A panic in it is caught and ignored: the
+    /// invalidation has been applied, and the connection goes on.
     ///
     /// ```
     /// # use shardcache_redis::{Invalidation, NearCache};

@@ -141,9 +141,12 @@ impl<V: Send + Sync + 'static> Shared<V> {
         self.live().is_some()
     }
 
+    /// Tells the hook, if any. A panic in it is caught and dropped: it
+    /// runs on the connection's reader, whose death would break the
+    /// connection, and there is no caller to hand the panic to.
     fn tell(&self, event: Invalidation<'_>) {
         if let Some(hook) = &self.config.on_invalidation {
-            hook(event);
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(event)));
         }
     }
 

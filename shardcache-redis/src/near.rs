@@ -301,19 +301,21 @@ where
                 .try_get_or_insert_with_async(key.to_owned(), flight)
                 .await
             {
-                Ok(entry) => {
-                    if !led {
-                        Counters::bump(&shared.stats.l1_hits);
-                    }
-                    if entry.stamp.covers(start) {
-                        return Ok(Some(entry.value));
-                    }
+                // A leader's own GET was sent after this call started.
+                Ok(entry) if led => return Ok(Some(entry.value)),
+                // Another caller's value, read from memory.
+                Ok(entry) if entry.stamp.covers(start) => {
+                    Counters::bump(&shared.stats.l1_hits);
+                    return Ok(Some(entry.value));
+                }
+                Ok(_) => {
                     // Another caller's GET, sent before an invalidation of
-                    // the key that this call may have been told about
-                    // (it came after this call started). What L1 holds
-                    // now is current; else read again: the next flight
-                    // starts after this call did.
+                    // the key that this call may have been told about (it
+                    // came after this call started). What L1 holds now is
+                    // current; else read again: the next flight starts
+                    // after this call did.
                     if let Some(entry) = shared.l1.get(key) {
+                        Counters::bump(&shared.stats.l1_hits);
                         return Ok(Some(entry.value));
                     }
                     Counters::bump(&shared.stats.rereads);

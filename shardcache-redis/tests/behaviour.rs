@@ -319,3 +319,35 @@ async fn the_hook_sees_keys_and_flushes() {
     next(&applied).await;
     assert_eq!(*seen.lock().unwrap(), ["k", "<flushed>"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_hook_breaks_nothing() {
+    let server = RedisServer::start();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let a: NearCache<u64> = NearCache::builder(&server.url())
+        .on_invalidation(move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            panic!("hook panics");
+        })
+        .build()
+        .await
+        .unwrap();
+    let (b, _) = watched(&server.url()).await;
+    for version in 1..=3u64 {
+        b.set("k", &version).await.unwrap();
+        // Each read tracks the key again, so each write is invalidated.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while a.get("k").await.unwrap().as_deref() != Some(&version) {
+            assert!(
+                Instant::now() < deadline,
+                "invalidation of version {version} lost"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+    assert!(a.is_connected());
+    assert_eq!(a.stats().invalidations, 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(a.stats().reconnect_flushes, 0);
+}
