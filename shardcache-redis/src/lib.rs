@@ -45,8 +45,12 @@
 //!
 //! # The race
 //!
-//! A `GET` in flight when an invalidation of its key arrives may carry the
-//! old value. The read runs as a [`shardcache::Cache`] flight
+//! Redis executes this instance's `GET`, then another client's write of
+//! the key, and sends the `GET`'s reply (the old value) and then the
+//! invalidation. The reply goes from the task that reads the socket to the
+//! caller, which stores it in L1; the invalidation is applied on the
+//! reading task meanwhile, so the old value could enter L1 after its
+//! invalidation was applied, and stay there. The read runs as a [`shardcache::Cache`] flight
 //! (`try_get_or_insert_with_async`), and the invalidation removes the key
 //! from L1, which marks the flight superseded: its reply is not stored.
 //! That alone is not enough: callers that joined the flight after the
