@@ -5,14 +5,13 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
-use crate::bounded::BoundedShard;
 use crate::builder::{CacheBuilder, Weigher};
 use crate::clock::{deadline, ClockSource, NEVER};
 use crate::janitor::{Janitor, Sweep};
-use crate::listener::{deliver, resume, Departures, Listener, Panic, RemovalCause};
+use crate::listener::{deliver, resume, Listener, Panic, RemovalCause};
 use crate::loading::{Flight, Join};
 use crate::locks::{default_stripes, ShardLocks};
-use crate::shard::{Keep, Lookup, Removed, Shard};
+use crate::shard::{BoundedShard, Keep, Lookup, Meta, Out, Removed, Shard, UnboundedShard};
 use crate::stats::{ReadCounters, Stats};
 use crate::sync::Arc;
 
@@ -82,15 +81,17 @@ pub(crate) struct Shards<K, V> {
 }
 
 /// The shards' locked tables; which kind is fixed when the cache is built.
-/// A cache without a capacity keeps the plain [`Shard`], so it pays nothing
-/// for eviction: no byte per entry, no work in `get`.
+/// A cache without a capacity keeps the plain [`UnboundedShard`], so it
+/// pays nothing for eviction: no byte per entry, no work in `get`. Both
+/// kinds implement [`Shard`]: every operation below is written once.
 enum Tables<K, V> {
-    Unbounded(ShardLocks<Shard<K, V>>),
+    Unbounded(ShardLocks<UnboundedShard<K, V>>),
     Bounded(ShardLocks<BoundedShard<K, V>>),
 }
 
 /// Evaluates `$body` with `$locks` bound to the shards' locks, whichever
-/// kind they are (the body is compiled once per kind).
+/// kind they are (the body is compiled once per kind, statically: the
+/// match costs two instructions).
 macro_rules! with_locks {
     ($tables:expr, $locks:ident => $body:expr) => {
         match $tables {
@@ -166,7 +167,10 @@ where
             None => {
                 let init = move |index: usize| {
                     // Past `count` (fewer shards than a group): never used.
-                    Shard::with_capacity(if index < count { per_shard } else { 0 }, expiring)
+                    UnboundedShard::with_capacity(
+                        if index < count { per_shard } else { 0 },
+                        expiring,
+                    )
                 };
                 // Every shard gets the same room: kept once, for removals.
                 let keep = init(0).room();
@@ -283,28 +287,13 @@ where
         let hash = self.hasher.hash_one(&key);
         let index = self.shard_index(hash);
         match &self.shards.tables {
-            Tables::Unbounded(locks) => {
-                // Declared before the guard: if `Eq` or `Hash` panics under
-                // the lock, the entry is dropped after it is released.
-                let mut pending = Some((key, value));
-                let replaced =
-                    locks
-                        .write(index)
-                        .insert(hash, &mut pending, deadline, &self.hasher);
-                // The unused key and the old value are dropped or handed to
-                // the listener here, after unlocking.
-                if let Some((key, old)) = replaced {
-                    if self.shards.listener.is_some() {
-                        self.shards.replaced(key, old);
-                    }
-                }
-            }
+            Tables::Unbounded(locks) => self.insert_into(locks, index, hash, key, value, deadline),
             Tables::Bounded(locks) => self.insert_bounded(locks, index, hash, key, value, deadline),
         }
     }
 
-    /// The bounded half of [`insert_with_ttl`](Self::insert_with_ttl), kept
-    /// out of line so that the unbounded half stays as small as it was.
+    /// The bounded half of [`insert_at`](Self::insert_at), kept out of
+    /// line so that the unbounded half stays as small as it was.
     #[inline(never)]
     fn insert_bounded(
         &self,
@@ -315,24 +304,53 @@ where
         value: V,
         deadline: u64,
     ) {
+        self.insert_into(locks, index, hash, key, value, deadline);
+    }
+
+    /// The insert, for either kind of shard.
+    #[inline(always)]
+    fn insert_into<T: Shard<K, V>>(
+        &self,
+        locks: &ShardLocks<T>,
+        index: usize,
+        hash: u64,
+        key: K,
+        value: V,
+        deadline: u64,
+    ) {
         // The weigher runs before the lock is taken: if it panics, nothing
         // has changed.
-        let weight = self.weigher.as_ref().map_or(1, |weigh| weigh(&key, &value));
+        let meta = self.meta::<T>(&key, &value, deadline);
         let clock = &self.shards.clock;
-        // Declared before the guard, so that what the insert pushed out is
-        // dropped after unlocking, even if it panics.
-        let mut departures = Departures::default();
+        // Declared before the guard: if `Eq` or `Hash` panics under the
+        // lock, the entry, and whatever the insert pushed out, are dropped
+        // after it is released.
+        let mut out = T::Out::default();
         let mut pending = Some((key, value));
         locks.write(index).insert(
             hash,
             &mut pending,
-            deadline,
-            weight,
+            meta,
             &self.hasher,
             || clock.now(),
-            &mut departures,
+            &mut out,
         );
-        resume(deliver(self.shards.listener.as_ref(), departures));
+        // The unused key and what went out are dropped or handed to the
+        // listener here, after unlocking.
+        out.finish(|| self.shards.listener.as_ref());
+    }
+
+    /// What a shard of kind `T` needs to know of a new entry: its deadline,
+    /// and its weight if `T` weighs entries (the weigher runs here, before
+    /// any lock is taken).
+    #[inline(always)]
+    fn meta<T: Shard<K, V>>(&self, key: &K, value: &V, deadline: u64) -> Meta {
+        let weight = if T::WEIGHED {
+            self.weigher.as_ref().map_or(1, |weigh| weigh(key, value))
+        } else {
+            1
+        };
+        Meta { deadline, weight }
     }
 
     /// Returns a clone of the value under `key`, or `None` if there is none
@@ -411,16 +429,10 @@ where
         let shards = &*self.shards;
         // The read guard is a temporary: it is released at the end of this
         // statement, before anything else happens.
-        let found = match &shards.tables {
-            Tables::Unbounded(locks) => match locks.read(index) {
-                Some(shard) => shard.get(hash, key, || shards.clock.now(), read),
-                None => Lookup::Missing,
-            },
-            Tables::Bounded(locks) => match locks.read(index) {
-                Some(shard) => shard.get(hash, key, || shards.clock.now(), read),
-                None => Lookup::Missing,
-            },
-        };
+        let found = with_locks!(&shards.tables, locks => match locks.read(index) {
+            Some(shard) => shard.get(hash, key, || shards.clock.now(), read),
+            None => Lookup::Missing,
+        });
         let result = match found {
             Lookup::Live(value) => Some(value),
             Lookup::Missing => None,
@@ -462,17 +474,10 @@ where
         let hash = self.hasher.hash_one(key);
         let index = self.shard_index(hash);
         let now = || self.shards.clock.now();
-        let removed = match &self.shards.tables {
-            Tables::Unbounded(locks) => {
-                let keep = self.shards.keep;
-                locks
-                    .write_existing(index)
-                    .and_then(|mut shard| shard.remove(hash, key, now, &self.hasher, keep))
-            }
-            Tables::Bounded(locks) => locks
-                .write_existing(index)
-                .and_then(|mut shard| shard.remove(hash, key, now, &self.hasher)),
-        };
+        let keep = self.shards.keep;
+        let removed = with_locks!(&self.shards.tables, locks => locks
+            .write_existing(index)
+            .and_then(|mut shard| shard.remove(hash, key, now, &self.hasher, keep)));
         match removed? {
             Removed::Live(key, value) => {
                 if let Some(listener) = &self.shards.listener {
@@ -506,12 +511,14 @@ where
             if let Lookup::Live(value) = shard.get(hash, key, now, V::clone) {
                 return Join::Hit(value);
             }
-            if let Some(flight) = shard.loading.find(hash, key) {
+            if let Some(flight) = shard.loading().find(hash, key) {
                 return Join::Wait(flight);
             }
             let flight = Arc::new(Flight::new(blocking));
             let copy = key.clone();
-            shard.loading.insert(hash, copy, Arc::clone(&flight), &self.hasher);
+            shard
+                .loading_mut()
+                .insert(hash, copy, Arc::clone(&flight), &self.hasher);
             Join::Lead(flight)
         })
     }
@@ -529,53 +536,41 @@ where
         value: V,
         flight: &Arc<Flight<V>>,
     ) -> Option<Panic> {
-        let deadline = self.default_deadline();
-        match &self.shards.tables {
-            Tables::Unbounded(locks) => {
-                let mut pending = Some((key, value));
-                let mut shard = locks.write(index);
-                let copy = shard.loading.remove(hash, flight);
-                let replaced = if flight.is_superseded() {
-                    None
-                } else {
-                    shard.insert(hash, &mut pending, deadline, &self.hasher)
-                };
-                drop(shard);
-                drop((copy, pending));
-                let replaced = replaced.map(|(key, old)| (key, old, RemovalCause::Replaced));
-                deliver(self.shards.listener.as_ref(), replaced)
-            }
-            Tables::Bounded(locks) => {
-                let weight = self.weigher.as_ref().map_or(1, |weigh| weigh(&key, &value));
-                let clock = &self.shards.clock;
-                let mut departures = Departures::default();
-                let mut pending = Some((key, value));
-                let mut shard = locks.write(index);
-                let copy = shard.loading.remove(hash, flight);
-                if !flight.is_superseded() {
-                    let now = || clock.now();
-                    shard.insert(
-                        hash,
-                        &mut pending,
-                        deadline,
-                        weight,
-                        &self.hasher,
-                        now,
-                        &mut departures,
-                    );
-                }
-                drop(shard);
-                drop((copy, pending));
-                deliver(self.shards.listener.as_ref(), departures)
-            }
+        with_locks!(&self.shards.tables, locks => {
+            self.land_in(locks, hash, index, key, value, flight)
+        })
+    }
+
+    /// [`land`](Self::land), for either kind of shard.
+    fn land_in<T: Shard<K, V>>(
+        &self,
+        locks: &ShardLocks<T>,
+        hash: u64,
+        index: usize,
+        key: K,
+        value: V,
+        flight: &Arc<Flight<V>>,
+    ) -> Option<Panic> {
+        let meta = self.meta::<T>(&key, &value, self.default_deadline());
+        let clock = &self.shards.clock;
+        let mut out = T::Out::default();
+        let mut pending = Some((key, value));
+        let mut shard = locks.write(index);
+        let copy = shard.loading_mut().remove(hash, flight);
+        if !flight.is_superseded() {
+            let now = || clock.now();
+            shard.insert(hash, &mut pending, meta, &self.hasher, now, &mut out);
         }
+        drop(shard);
+        drop((copy, pending));
+        out.deliver(self.shards.listener.as_ref())
     }
 
     /// Ends a failed, panicked or cancelled load: takes `flight` out of the
     /// shard and wakes its waiters, who start over.
     pub(crate) fn abandon(&self, hash: u64, index: usize, flight: &Arc<Flight<V>>) {
         let copy = with_locks!(&self.shards.tables, locks => {
-            locks.write(index).loading.remove(hash, flight)
+            locks.write(index).loading_mut().remove(hash, flight)
         });
         drop(copy);
         flight.end(None);
@@ -590,20 +585,10 @@ where
         Q: Eq + ?Sized,
     {
         let now = self.shards.clock.now();
-        let removed = match &self.shards.tables {
-            Tables::Unbounded(locks) => {
-                let keep = self.shards.keep;
-                locks
-                    .write_existing(index)
-                    .and_then(|mut shard| {
-                        shard.remove_if_expired(hash, key, now, &self.hasher, keep)
-                    })
-                    .map(|entry| (entry.key, entry.value))
-            }
-            Tables::Bounded(locks) => locks
-                .write_existing(index)
-                .and_then(|mut shard| shard.remove_if_expired(hash, key, now, &self.hasher)),
-        };
+        let keep = self.shards.keep;
+        let removed = with_locks!(&self.shards.tables, locks => locks
+            .write_existing(index)
+            .and_then(|mut shard| shard.remove_if_expired(hash, key, now, &self.hasher, keep)));
         // Dropped or handed to the listener after the write lock is
         // released.
         if let Some((key, value)) = removed {
@@ -724,12 +709,9 @@ where
     /// assert_eq!(cache.weighted_size(), 9);
     /// ```
     pub fn weighted_size(&self) -> u64 {
-        match &self.shards.tables {
-            Tables::Unbounded(_) => self.shards.len() as u64,
-            Tables::Bounded(locks) => (0..locks.len())
-                .map(|index| locks.read(index).map_or(0, |shard| shard.weight()))
-                .sum(),
-        }
+        with_locks!(&self.shards.tables, locks => (0..locks.len())
+            .map(|index| locks.read(index).map_or(0, |shard| shard.weight()))
+            .sum())
     }
 
     /// Removes every entry and frees the shards' tables, one shard at a
@@ -746,37 +728,19 @@ where
     pub fn clear(&self) {
         let listener = self.shards.listener.as_ref();
         let mut first_panic = None;
-        match &self.shards.tables {
-            Tables::Unbounded(locks) => {
-                for index in 0..locks.len() {
-                    let taken = locks
-                        .write_existing(index)
-                        .map(|mut shard| shard.take_all());
-                    let Some((lasting, expiring)) = taken else {
-                        continue;
-                    };
-                    let all = lasting
-                        .into_iter()
-                        .chain(expiring.into_iter().map(|e| (e.key, e.value)));
-                    let panic = deliver(listener, all.map(|(k, v)| (k, v, RemovalCause::Cleared)));
-                    first_panic = first_panic.or(panic);
-                }
+        with_locks!(&self.shards.tables, locks => {
+            for index in 0..locks.len() {
+                let taken = locks
+                    .write_existing(index)
+                    .map(|mut shard| shard.take_all());
+                let Some(taken) = taken else {
+                    continue;
+                };
+                let all = taken.into_iter();
+                let panic = deliver(listener, all.map(|(k, v)| (k, v, RemovalCause::Cleared)));
+                first_panic = first_panic.or(panic);
             }
-            Tables::Bounded(locks) => {
-                for index in 0..locks.len() {
-                    let taken = locks
-                        .write_existing(index)
-                        .map(|mut shard| shard.take_all());
-                    let Some((table, nodes)) = taken else {
-                        continue;
-                    };
-                    drop(table);
-                    let all = nodes.into_iter().map(|node| node.into_pair());
-                    let panic = deliver(listener, all.map(|(k, v)| (k, v, RemovalCause::Cleared)));
-                    first_panic = first_panic.or(panic);
-                }
-            }
-        }
+        });
         resume(first_panic);
     }
 
@@ -809,7 +773,7 @@ where
             with_locks!(&self.shards.tables, locks => {
                 for index in 0..locks.len() {
                     if let Some(shard) = locks.read(index) {
-                        stats += shard.counts;
+                        stats += shard.counts();
                     }
                 }
             });
@@ -854,14 +818,6 @@ impl<K, V> Shards<K, V> {
     /// lock held.
     fn depart(&self, key: K, value: V, cause: RemovalCause) {
         resume(deliver(self.listener.as_ref(), [(key, value, cause)]));
-    }
-
-    /// Tells the listener of a value an insert replaced; out of line, so
-    /// that an insert without a listener carries none of this code.
-    #[cold]
-    #[inline(never)]
-    fn replaced(&self, key: K, old: V) {
-        self.depart(key, old, RemovalCause::Replaced);
     }
 
     /// Number of shards.
@@ -920,10 +876,8 @@ where
             }
             now
         });
-        let removed: Vec<(K, V)> = match &self.tables {
-            Tables::Unbounded(locks) => locks.write(index).remove_expired(now, self.keep),
-            Tables::Bounded(locks) => locks.write(index).remove_expired(now),
-        };
+        let removed: Vec<(K, V)> =
+            with_locks!(&self.tables, locks => locks.write(index).remove_expired(now, self.keep));
         let count = removed.len();
         let expired = removed
             .into_iter()

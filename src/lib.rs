@@ -94,17 +94,14 @@
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
 pub mod baseline;
-mod bounded;
 mod builder;
 mod cache;
 mod clock;
-mod ghost;
 mod janitor;
 mod listener;
 mod loading;
 mod locks;
 mod shard;
-mod sketch;
 mod stats;
 mod sync;
 
