@@ -112,6 +112,43 @@ pub use clock::{Clock, CoarseClock, ManualClock};
 pub use listener::RemovalCause;
 pub use stats::Stats;
 
+/// The trait of keys that [`Cache::get`], [`Cache::contains_key`],
+/// [`Cache::remove`] and [`Cache::remove_if`] accept: any `Q` that hashes
+/// like a `K` and compares equal to it. It is the `equivalent` crate's trait
+/// (through hashbrown), the one `indexmap`, `quick_cache` and hashbrown's
+/// maps take, so one impl serves them all. Every `Q` that `K` borrows as
+/// (`&str` for `String`) has it already.
+///
+/// ```
+/// use std::hash::{Hash, Hasher};
+/// use shardcache::{Cache, Equivalent};
+///
+/// #[derive(Hash, PartialEq, Eq)]
+/// struct Route { host: String, port: u16 }
+///
+/// /// A borrowed `Route`: hashes exactly as `Route` does.
+/// struct RouteRef<'a> { host: &'a str, port: u16 }
+///
+/// impl Hash for RouteRef<'_> {
+///     fn hash<H: Hasher>(&self, state: &mut H) {
+///         self.host.hash(state); // as the derive hashes `Route`'s fields
+///         self.port.hash(state);
+///     }
+/// }
+///
+/// impl Equivalent<Route> for RouteRef<'_> {
+///     fn equivalent(&self, key: &Route) -> bool {
+///         self.host == key.host && self.port == key.port
+///     }
+/// }
+///
+/// let cache: Cache<Route, u32> = Cache::new();
+/// cache.insert(Route { host: "a.example".into(), port: 443 }, 1);
+/// // No `String` is allocated to look it up.
+/// assert_eq!(cache.get(&RouteRef { host: "a.example", port: 443 }), Some(1));
+/// ```
+pub use hashbrown::Equivalent;
+
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

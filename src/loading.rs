@@ -20,7 +20,6 @@
 //! failed, or its future was dropped): waiters then start over, and one of
 //! them loads with its own loader.
 
-use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -30,6 +29,7 @@ use hashbrown::HashTable;
 use crate::cache::Cache;
 use crate::listener::resume;
 use crate::sync::{thread, Arc, AtomicBool, Condvar, Mutex, Ordering};
+use crate::Equivalent;
 
 impl<K, V, S> Cache<K, V, S>
 where
@@ -459,11 +459,10 @@ impl<K: Hash + Eq, V> Loading<K, V> {
     /// The flight loading `key`, if any.
     pub(crate) fn find<Q>(&self, hash: u64, key: &Q) -> Option<Arc<Flight<V>>>
     where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
+        Q: Equivalent<K> + ?Sized,
     {
         let table = self.table.as_ref()?;
-        let (_, flight) = table.find(hash, |(k, _)| k.borrow() == key)?;
+        let (_, flight) = table.find(hash, |(k, _)| key.equivalent(k))?;
         Some(Arc::clone(flight))
     }
 
@@ -485,8 +484,7 @@ impl<K: Hash + Eq, V> Loading<K, V> {
     #[inline]
     pub(crate) fn supersede<Q>(&self, hash: u64, key: &Q)
     where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
+        Q: Equivalent<K> + ?Sized,
     {
         if let Some(flight) = self.find(hash, key) {
             flight.superseded.store(true, Ordering::Relaxed);

@@ -23,14 +23,15 @@ mod bounded;
 mod sizing;
 mod unbounded;
 
-use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub(crate) use bounded::BoundedShard;
 pub(crate) use unbounded::{Keep, UnboundedShard};
 
 use crate::listener::{self, Departures, Listener, Panic, RemovalCause};
 use crate::loading::Loading;
+use crate::Equivalent;
 
 /// What a lookup found.
 #[derive(Debug, PartialEq, Eq)]
@@ -141,6 +142,27 @@ fn tell_replaced<K, V>(listener: &Listener<K, V>, key: K, old: V) -> Option<Pani
     listener::deliver(Some(listener), [(key, old, RemovalCause::Replaced)])
 }
 
+/// Asks `retain`'s `keep` about one entry, catching its panic: after one,
+/// `keep` is never asked again (its state may be broken) and every entry it
+/// has not judged stays.
+pub(crate) fn kept<K, V>(
+    keep: &mut impl FnMut(&K, &V) -> bool,
+    panic: &mut Option<Panic>,
+    key: &K,
+    value: &V,
+) -> bool {
+    if panic.is_some() {
+        return true;
+    }
+    match catch_unwind(AssertUnwindSafe(|| keep(key, value))) {
+        Ok(kept) => kept,
+        Err(caught) => {
+            *panic = Some(caught);
+            true
+        }
+    }
+}
+
 /// The contract between the cache and a shard. Every operation the cache
 /// offers is one method here, with one signature for every kind, so the
 /// facade in `cache.rs` is written once (generic over `T: Shard<K, V>`)
@@ -201,8 +223,8 @@ pub(crate) trait Shard<K, V> {
         read: impl FnOnce(&V) -> R,
     ) -> Lookup<R>
     where
-        K: Borrow<Q> + Hash + Eq,
-        Q: Eq + ?Sized;
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized;
 
     /// Inserts or replaces the entry in `pending` with `meta`, and makes
     /// room for it. What went out (the replaced value, evicted entries) is
@@ -232,8 +254,8 @@ pub(crate) trait Shard<K, V> {
         keep: Keep,
     ) -> Option<Removed<K, V>>
     where
-        K: Borrow<Q> + Hash + Eq,
-        Q: Eq + ?Sized;
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized;
 
     /// The second half of the read-to-write upgrade: removes `key` only if
     /// it is still present and still expired at `now` (another thread may
@@ -247,12 +269,55 @@ pub(crate) trait Shard<K, V> {
         keep: Keep,
     ) -> Option<(K, V)>
     where
-        K: Borrow<Q> + Hash + Eq,
-        Q: Eq + ?Sized;
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized;
 
     /// Removes every entry expired at `now` and returns them. Runs no user
     /// code: the janitor, which calls it, holds no hasher.
     fn remove_expired(&mut self, now: u64, keep: Keep) -> Vec<(K, V)>;
+
+    /// Clones every entry live at `now` into `out`. Not an access: no hit
+    /// is recorded, so a bounded shard's policy state is unchanged. User
+    /// code here is `Clone`, as in a `get`.
+    fn collect_live(&self, now: impl FnOnce() -> u64, out: &mut Vec<(K, V)>)
+    where
+        K: Clone,
+        V: Clone;
+
+    /// Removes every entry expired at `now` (cause `Expired`, `keep` not
+    /// asked) and every live one for which `keep` returns false (cause
+    /// `Removed`), pushing them to `out`, which the caller declares before
+    /// it takes the lock. Runs no user code but `keep`. A panic of `keep`
+    /// is caught: `keep` is not called again, the entries it did not judge
+    /// stay, and the panic is returned for the caller to resume once `out`
+    /// has been delivered. `room` is what `keep` is to the other methods. A
+    /// table left sparse shrinks at the shard's next
+    /// removal (as after a sweep: no `Hash` runs here).
+    fn retain(
+        &mut self,
+        now: impl FnOnce() -> u64,
+        keep: impl FnMut(&K, &V) -> bool,
+        room: Keep,
+        out: &mut Departures<K, V>,
+    ) -> Option<Panic>;
+
+    /// Removes `key` if its value is live and `pred` holds for it
+    /// (`Removed::Live`), or if it is expired (`Removed::Expired`, `pred`
+    /// not called). `pred` runs under the lock before anything changes, so
+    /// its panic leaves the shard as it was. Shrinks as
+    /// [`remove`](Self::remove) does.
+    fn remove_if<Q, S: BuildHasher>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+        pred: impl FnOnce(&V) -> bool,
+        hasher: &S,
+        keep: Keep,
+    ) -> Option<Removed<K, V>>
+    where
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized;
 
     /// Takes every entry out, leaving an empty shard that owns no memory,
     /// and marks every flight superseded.

@@ -7,15 +7,16 @@
 //! nothing for expiry: no deadline in its entries (a `u64 -> u64` entry is
 //! 16 bytes, not 24), no clock read, and a lookup that probes one table.
 
-use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 
 use super::sizing::{shrink, shrink_empty, sparse, table_room, table_with_capacity};
-use super::{Lookup, Meta, Removed, Replaced, Shard, WriteCounts};
+use super::{kept, Lookup, Meta, Removed, Replaced, Shard, WriteCounts};
 use crate::clock::{is_expired, NEVER};
+use crate::listener::{Departures, Panic, RemovalCause};
 use crate::loading::Loading;
+use crate::Equivalent;
 
 /// An entry with a deadline (never [`NEVER`]).
 #[derive(Debug)]
@@ -195,14 +196,13 @@ impl<K: Hash + Eq, V> UnboundedShard<K, V> {
         keep: Keep,
     ) -> Option<(K, V)>
     where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
+        Q: Equivalent<K> + ?Sized,
     {
         if self.lasting.is_empty() {
             return None;
         }
         self.shrink_lasting(hasher, keep);
-        let found = self.lasting.find_entry(hash, |(k, _)| k.borrow() == key);
+        let found = self.lasting.find_entry(hash, |(k, _)| key.equivalent(k));
         Some(found.ok()?.remove().0)
     }
 
@@ -215,14 +215,13 @@ impl<K: Hash + Eq, V> UnboundedShard<K, V> {
         keep: Keep,
     ) -> Option<Entry<K, V>>
     where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
+        Q: Equivalent<K> + ?Sized,
     {
         if self.expiring.is_empty() {
             return None;
         }
         self.shrink_expiring(hasher, keep);
-        let found = self.expiring.find_entry(hash, |e| e.key.borrow() == key);
+        let found = self.expiring.find_entry(hash, |e| key.equivalent(&e.key));
         Some(found.ok()?.remove().0)
     }
 
@@ -323,18 +322,18 @@ impl<K, V> Shard<K, V> for UnboundedShard<K, V> {
         read: impl FnOnce(&V) -> R,
     ) -> Lookup<R>
     where
-        K: Borrow<Q> + Hash + Eq,
-        Q: Eq + ?Sized,
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized,
     {
         if !self.lasting.is_empty() {
-            if let Some((_, value)) = self.lasting.find(hash, |(k, _)| k.borrow() == key) {
+            if let Some((_, value)) = self.lasting.find(hash, |(k, _)| key.equivalent(k)) {
                 return Lookup::Live(read(value));
             }
         }
         if self.expiring.is_empty() {
             return Lookup::Missing;
         }
-        match self.expiring.find(hash, |e| e.key.borrow() == key) {
+        match self.expiring.find(hash, |e| key.equivalent(&e.key)) {
             None => Lookup::Missing,
             Some(e) if is_expired(e.deadline, now()) => Lookup::Expired,
             Some(e) => Lookup::Live(read(&e.value)),
@@ -370,8 +369,8 @@ impl<K, V> Shard<K, V> for UnboundedShard<K, V> {
         keep: Keep,
     ) -> Option<Removed<K, V>>
     where
-        K: Borrow<Q> + Hash + Eq,
-        Q: Eq + ?Sized,
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized,
     {
         if !self.loading.is_empty() {
             self.loading.supersede(hash, key);
@@ -406,8 +405,8 @@ impl<K, V> Shard<K, V> for UnboundedShard<K, V> {
         keep: Keep,
     ) -> Option<(K, V)>
     where
-        K: Borrow<Q> + Hash + Eq,
-        Q: Eq + ?Sized,
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized,
     {
         if self.expiring.is_empty() {
             return None;
@@ -415,13 +414,114 @@ impl<K, V> Shard<K, V> for UnboundedShard<K, V> {
         self.shrink_expiring(hasher, keep);
         let found = self
             .expiring
-            .find_entry(hash, |e| e.key.borrow() == key)
+            .find_entry(hash, |e| key.equivalent(&e.key))
             .ok()?;
         if !is_expired(found.get().deadline, now) {
             return None;
         }
         self.counts.expirations += 1;
         Some(found.remove().0.into())
+    }
+
+    /// Clones every live entry into `out`: all of `lasting`, and the
+    /// entries of `expiring` not expired at `now` (read only if there are
+    /// any).
+    fn collect_live(&self, now: impl FnOnce() -> u64, out: &mut Vec<(K, V)>)
+    where
+        K: Clone,
+        V: Clone,
+    {
+        out.reserve(self.len());
+        let pair = |k: &K, v: &V| (k.clone(), v.clone());
+        out.extend(self.lasting.iter().map(|(k, v)| pair(k, v)));
+        if !self.expiring.is_empty() {
+            let now = now();
+            let live = self
+                .expiring
+                .iter()
+                .filter(|e| !is_expired(e.deadline, now));
+            out.extend(live.map(|e| pair(&e.key, &e.value)));
+        }
+    }
+
+    /// Removes expired entries and those `keep` rejects (see the trait).
+    /// A table left empty gives its memory back, as after a sweep.
+    fn retain(
+        &mut self,
+        now: impl FnOnce() -> u64,
+        mut keep: impl FnMut(&K, &V) -> bool,
+        room: Keep,
+        out: &mut Departures<K, V>,
+    ) -> Option<Panic> {
+        let mut panic = None;
+        let judge = &mut |k: &K, v: &V| kept(&mut keep, &mut panic, k, v);
+        for (key, value) in self.lasting.extract_if(|(k, v)| !judge(k, v)) {
+            self.counts.removals += 1;
+            out.push(key, value, RemovalCause::Removed);
+        }
+        if !self.expiring.is_empty() {
+            let now = now();
+            let gone =
+                |e: &mut Entry<K, V>| is_expired(e.deadline, now) || !judge(&e.key, &e.value);
+            for entry in self.expiring.extract_if(gone) {
+                let cause = if is_expired(entry.deadline, now) {
+                    self.counts.expirations += 1;
+                    RemovalCause::Expired
+                } else {
+                    self.counts.removals += 1;
+                    RemovalCause::Removed
+                };
+                out.push(entry.key, entry.value, cause);
+            }
+        }
+        shrink_empty(&mut self.lasting, room.lasting);
+        shrink_empty(&mut self.expiring, room.expiring);
+        panic
+    }
+
+    /// Removes `key` if it is expired, or live and `pred` holds for it.
+    fn remove_if<Q, S: BuildHasher>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+        pred: impl FnOnce(&V) -> bool,
+        hasher: &S,
+        keep: Keep,
+    ) -> Option<Removed<K, V>>
+    where
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized,
+    {
+        let lasting = if self.lasting.is_empty() {
+            None
+        } else {
+            self.lasting.find(hash, |(k, _)| key.equivalent(k))
+        };
+        if let Some((_, value)) = lasting {
+            if !pred(value) {
+                return None;
+            }
+            let (key, value) = self.take_lasting(hash, key, hasher, keep)?;
+            self.counts.removals += 1;
+            return Some(Removed::Live(key, value));
+        }
+        if self.expiring.is_empty() {
+            return None;
+        }
+        let entry = self.expiring.find(hash, |e| key.equivalent(&e.key))?;
+        let expired = is_expired(entry.deadline, now());
+        if !expired && !pred(&entry.value) {
+            return None;
+        }
+        let Entry { key, value, .. } = self.take_expiring(hash, key, hasher, keep)?;
+        Some(if expired {
+            self.counts.expirations += 1;
+            Removed::Expired(key, value)
+        } else {
+            self.counts.removals += 1;
+            Removed::Live(key, value)
+        })
     }
 }
 

@@ -4,7 +4,6 @@
 //! node `i`), empty until an entry has one: a cache that never uses a TTL
 //! stores none, and its lookups read no clock.
 
-use super::storage::{partition, NIL};
 use super::BoundedShard;
 use crate::clock::{is_expired, NEVER};
 use crate::shard::sizing::{shrunk, sparse};
@@ -94,7 +93,7 @@ impl<K, V> BoundedShard<K, V> {
     /// Removes every entry expired at `now` and returns them. Needs no
     /// hasher: the table drops their slots by index, and the survivors are
     /// compacted to the front of the slab, every index renumbered in the
-    /// table, the deadlines and the policy's links.
+    /// table, the deadlines and the policy's links (`remove_marked`).
     pub(super) fn sweep(&mut self, now: u64) -> Vec<(K, V)> {
         if !self.expiry.has_expired(now) {
             return Vec::new();
@@ -102,26 +101,8 @@ impl<K, V> BoundedShard<K, V> {
         let gone: Vec<bool> = (0..self.slab.len() as u32)
             .map(|i| self.expiry.expired(i, now))
             .collect();
-        for (i, &gone) in gone.iter().enumerate() {
-            if gone {
-                self.policy.unlink(&mut self.slab, i as u32);
-            }
-        }
-        let (removed, renumber) = self.slab.compact(&gone);
-        let kept = partition(&mut self.expiry.deadlines, &gone, |_, _| ());
-        self.expiry.deadlines.truncate(kept);
-        self.policy.renumber(&mut self.slab, |i| {
-            if i == NIL {
-                NIL
-            } else {
-                renumber[i as usize]
-            }
-        });
-        self.expiry.expiring -= removed.len();
+        let removed = self.remove_marked(&gone);
         self.counts.expirations += removed.len() as u64;
-        // The sweep has no hasher: the slab shrinks now, the table only if
-        // the sweep emptied it, else at the shard's next removal.
-        self.expiry.shrink(kept, self.slab.keep_nodes());
         removed.into_iter().map(|node| node.into_pair()).collect()
     }
 }

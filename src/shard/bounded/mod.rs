@@ -29,13 +29,13 @@
 //! does not point to; they still count, sit in their queue, and are evicted
 //! like the rest.
 
+mod bulk;
 mod expiry;
 mod ghost;
 mod policy;
 mod sketch;
 mod storage;
 
-use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
@@ -43,8 +43,9 @@ use hashbrown::HashTable;
 
 use super::{Keep, Lookup, Meta, Removed, Shard, WriteCounts};
 use crate::clock::{is_expired, NEVER};
-use crate::listener::{Departures, RemovalCause};
+use crate::listener::{Departures, Panic, RemovalCause};
 use crate::loading::Loading;
+use crate::Equivalent;
 use expiry::Deadlines;
 use policy::{Links, Policy};
 use storage::{Node, Slab};
@@ -84,11 +85,7 @@ impl<K, V> BoundedShard<K, V> {
     /// `reserve` entries before it grows. `unit` says every entry weighs 1,
     /// so the slab never needs room for more than `capacity` entries.
     pub(crate) fn new(capacity: u64, reserve: usize, unit: bool) -> Self {
-        let most_entries = if unit {
-            usize::try_from(capacity).unwrap_or(usize::MAX)
-        } else {
-            usize::MAX
-        };
+        let most_entries = bulk::most_entries(capacity, unit);
         Self {
             slab: Slab::new(reserve, most_entries),
             policy: Policy::new(capacity, most_entries),
@@ -220,8 +217,8 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
         read: impl FnOnce(&V) -> R,
     ) -> Lookup<R>
     where
-        K: Borrow<Q> + Hash + Eq,
-        Q: Eq + ?Sized,
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized,
     {
         let Some(i) = self.slab.find(hash, key) else {
             return Lookup::Missing;
@@ -317,8 +314,8 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
         _keep: Keep,
     ) -> Option<Removed<K, V>>
     where
-        K: Borrow<Q> + Hash + Eq,
-        Q: Eq + ?Sized,
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized,
     {
         if !self.loading.is_empty() {
             self.loading.supersede(hash, key);
@@ -347,8 +344,8 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
         _keep: Keep,
     ) -> Option<(K, V)>
     where
-        K: Borrow<Q> + Hash + Eq,
-        Q: Eq + ?Sized,
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized,
     {
         let i = self.slab.find(hash, key)?;
         if !self.expiry.expired(i, now) {
@@ -363,6 +360,55 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
 
     fn remove_expired(&mut self, now: u64, _keep: Keep) -> Vec<(K, V)> {
         self.sweep(now)
+    }
+
+    fn collect_live(&self, now: impl FnOnce() -> u64, out: &mut Vec<(K, V)>)
+    where
+        K: Clone,
+        V: Clone,
+    {
+        self.clone_live(now, out);
+    }
+
+    fn retain(
+        &mut self,
+        now: impl FnOnce() -> u64,
+        keep: impl FnMut(&K, &V) -> bool,
+        _room: Keep,
+        out: &mut Departures<K, V>,
+    ) -> Option<Panic> {
+        self.retain_nodes(now, keep, out)
+    }
+
+    fn remove_if<Q, S: BuildHasher>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+        pred: impl FnOnce(&V) -> bool,
+        hasher: &S,
+        _keep: Keep,
+    ) -> Option<Removed<K, V>>
+    where
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized,
+    {
+        let i = self.slab.find(hash, key)?;
+        let expired = self.expiry.may_expire() && self.expiry.expired(i, now());
+        if !expired && !pred(&self.slab.node(i).value) {
+            return None;
+        }
+        if self.sparse_after_removal() {
+            self.shrink_before_removal(hasher);
+        }
+        let (key, value) = self.take(i, hash, hasher).into_pair();
+        Some(if expired {
+            self.counts.expirations += 1;
+            Removed::Expired(key, value)
+        } else {
+            self.counts.removals += 1;
+            Removed::Live(key, value)
+        })
     }
 
     fn take_all(&mut self) -> Taken<K, V> {
@@ -953,5 +999,87 @@ mod tests {
             "the next removal shrinks"
         );
         s.check();
+    }
+
+    #[test]
+    fn retain_and_set_capacity_keep_every_structure_consistent() {
+        let mut s = shard(100); // holds all 64, weighing 96
+        for key in 0..64 {
+            let deadline = if key % 3 == 0 { 5 } else { NEVER };
+            put_with(&mut s, key, key, deadline, 1 + key % 2, 0);
+        }
+        for key in (0..64).step_by(2) {
+            hit(&s, key);
+        }
+        let mut out = Departures::default();
+        let mut asked = 0;
+        let keep = |k: &u32, _: &u32| {
+            asked += 1;
+            k % 5 != 0
+        };
+        assert!(s.retain(|| 10, keep, Keep::default(), &mut out).is_none());
+        s.check();
+        let gone = |k: &u32| k % 3 == 0 || k % 5 == 0;
+        assert_eq!(asked, (0..64).filter(|k| k % 3 != 0).count());
+        let mut left: Vec<_> = out.into_iter().map(|(k, _, c)| (k, c)).collect();
+        left.sort_unstable_by_key(|&(k, _)| k);
+        let want: Vec<_> = (0..64)
+            .filter(gone)
+            .map(|k| {
+                let cause = if k % 3 == 0 {
+                    RemovalCause::Expired
+                } else {
+                    RemovalCause::Removed
+                };
+                (k, cause)
+            })
+            .collect();
+        assert_eq!(left, want);
+        assert_eq!(s.expiry.expiring, 0, "every entry with a deadline left");
+        assert_eq!(keys(&s), (0..64).filter(|k| !gone(k)).collect());
+        assert!((0..64).filter(|k| !gone(k)).all(|k| hit(&s, k) == Some(k)));
+
+        let mut out = Departures::default();
+        s.set_capacity(10, false, &Hasher::default(), || 10, &mut out);
+        s.check();
+        assert!(
+            s.weight() <= 10 && s.weight() + 2 > 10,
+            "evicted to fit, no more"
+        );
+        assert!(out.into_iter().all(|(_, _, c)| c == RemovalCause::Evicted));
+        for key in 100..200 {
+            put(&mut s, key, key); // `put` checks every structure
+        }
+        s.set_capacity(
+            1000,
+            false,
+            &Hasher::default(),
+            || 10,
+            &mut Departures::default(),
+        );
+        for key in 200..400 {
+            put(&mut s, key, key);
+        }
+        assert!(s.weight() > 200, "grew past the old bound");
+    }
+
+    #[test]
+    fn a_panicking_keep_stops_the_retain_with_the_shard_consistent() {
+        let mut s = shard(100);
+        for key in 0..50 {
+            put(&mut s, key, key);
+        }
+        let mut out = Departures::default();
+        let mut asked = 0;
+        let keep = |k: &u32, _: &u32| {
+            asked += 1;
+            assert!(asked <= 20, "keep panicked");
+            k % 2 == 1
+        };
+        let panic = s.retain(|| 0, keep, Keep::default(), &mut out);
+        assert!(panic.is_some());
+        s.check();
+        assert_eq!(out.len(), 10, "only the rejected of the first 20 asked");
+        assert_eq!(s.len(), 40);
     }
 }

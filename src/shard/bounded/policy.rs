@@ -160,6 +160,18 @@ impl Policy {
         self.capacity
     }
 
+    /// Changes the capacity, and what follows from it, as
+    /// [`new`](Self::new) sets them; the caller then evicts down to it.
+    /// The ghost and the sketch keep what they learned: they grow with the
+    /// entries, and an oversized one only costs memory until the shard is
+    /// cleared.
+    pub(crate) fn set_capacity(&mut self, capacity: u64, most_entries: usize) {
+        let sized = Self::new(capacity, most_entries);
+        self.capacity = sized.capacity;
+        self.small_capacity = sized.small_capacity;
+        self.presize = sized.presize;
+    }
+
     /// Total weight in the queues.
     #[inline]
     pub(crate) fn weight(&self) -> u64 {

@@ -13,7 +13,6 @@
 //! whatever else refers to it (the policy's links, the deadlines). Indices
 //! are `u32`, so a shard holds at most `u32::MAX - 1` entries.
 
-use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
 use hashbrown::HashTable;
@@ -22,6 +21,7 @@ use crate::shard::sizing::{
     pack_room, shrink, shrink_empty, shrunk, sparse, table_room, table_with_capacity, too_large,
     unpack_room,
 };
+use crate::Equivalent;
 
 /// No node: the end of a list, or a node that is gone.
 pub(crate) const NIL: u32 = u32::MAX;
@@ -74,6 +74,12 @@ impl<K, V, L> Slab<K, V, L> {
             nodes,
             most_entries,
         }
+    }
+
+    /// Changes the most entries the slab grows to (the shard's capacity
+    /// changed).
+    pub(crate) fn set_most_entries(&mut self, most_entries: usize) {
+        self.most_entries = most_entries;
     }
 
     /// Entries stored.
@@ -206,12 +212,11 @@ impl<K: Hash + Eq, V, L> Slab<K, V, L> {
     #[inline]
     pub(crate) fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
     where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
+        Q: Equivalent<K> + ?Sized,
     {
         let nodes = &self.nodes;
         self.table
-            .find(hash, |&i| nodes[i as usize].key.borrow() == key)
+            .find(hash, |&i| key.equivalent(&nodes[i as usize].key))
             .copied()
     }
 
