@@ -1257,3 +1257,49 @@ fn the_bounded_check_catches_a_bound_set_too_high() {
         ops,
     ));
 }
+
+/// How the seed of `remove_if`, `retain` and `set_max_capacity` decodes,
+/// pinned like `loading_seed_encoding_is_stable`.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "reads fuzz/corpus from disk, which Miri's isolation forbids"
+)]
+fn bulk_seed_encoding_is_stable() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let bytes = std::fs::read(corpus.join("ops/seed-bulk")).expect("seed file");
+    let input = Input::arbitrary_take_rest(Unstructured::new(&bytes)).expect("decodes");
+    assert_eq!(
+        (input.shards, input.default_ttl, input.ops.len()),
+        (Shards::Two, Ttl::Zero, 23)
+    );
+    assert_eq!(
+        input.ops[9..15],
+        [
+            Op::RemoveIf {
+                key: Key(2),
+                odd: false
+            },
+            Op::RemoveIf {
+                key: Key(3),
+                odd: false
+            },
+            Op::RemoveIf {
+                key: Key(6),
+                odd: true
+            },
+            Op::Retain { keep: 0b1111_0011 },
+            Op::SetMaxCapacity(2),
+            Op::Insert {
+                key: Key(7),
+                value: 17
+            },
+        ]
+    );
+    let bounded = std::fs::read(corpus.join("ops_bounded/seed-bulk-cap4")).expect("seed file");
+    assert_eq!(bounded[BOUNDED_HEADER_BYTES..], bytes[..]);
+    assert_eq!(
+        std::fs::read(corpus.join("ops_single_lock/seed-bulk")).expect("seed file"),
+        bytes
+    );
+}
