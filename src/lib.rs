@@ -44,6 +44,14 @@
 //! costs at most a relaxed store to the entry's own counter, all eviction
 //! work happens in `insert`, and [docs/HITRATIO.md](https://github.com/shardcache/shardcache/blob/main/docs/HITRATIO.md) measures its hit ratio
 //! against moka, quick_cache and the optimal policy.
+//! [`Cache::set_max_capacity`] changes the bound at run time.
+//!
+//! ## Many entries at once
+//!
+//! [`Cache::iter`] clones the live entries out one shard at a time, with
+//! no lock held between items; [`Cache::retain`] and [`Cache::remove_if`]
+//! remove what a closure rejects. Neither counts as an access, so a bounded
+//! cache's eviction order does not change.
 //!
 //! ## Loading and listening
 //!
@@ -64,8 +72,8 @@
 //! ## Failure
 //!
 //! Your `Eq` and `Clone` (and `Hash`, when a table grows or a bounded
-//! cache evicts) run while a shard lock is held, so they must not use the
-//! same cache: a `Clone` that reads the cache can deadlock against a
+//! cache evicts), and the closures of `retain` and `remove_if`, run while a
+//! shard lock is held, so they must not use the same cache: a `Clone` that reads the cache can deadlock against a
 //! waiting writer, as with any reader-writer lock. `Drop`, the removal
 //! listener, loaders and weighers are safe: they run with no lock held, and
 //! replaced, removed and evicted values are dropped after the lock is
