@@ -1,20 +1,19 @@
 //! [`Cache`]: hashing, shard choice, and the locking facade over [`Shard`]s.
 
-use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
-use crate::bounded::BoundedShard;
 use crate::builder::{CacheBuilder, Weigher};
 use crate::clock::{deadline, ClockSource, NEVER};
 use crate::janitor::{Janitor, Sweep};
 use crate::listener::{deliver, resume, Departures, Listener, Panic, RemovalCause};
 use crate::loading::{Flight, Join};
 use crate::locks::{default_stripes, ShardLocks};
-use crate::shard::{Keep, Lookup, Removed, Shard};
+use crate::shard::{BoundedShard, Keep, Lookup, Meta, Out, Removed, Shard, UnboundedShard};
 use crate::stats::{ReadCounters, Stats};
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
+use crate::Equivalent;
 
 /// Multiplier that mixes a hash before its top bits pick the shard
 /// (Fibonacci hashing: 2^64 / the golden ratio). A hasher whose high bits
@@ -65,10 +64,16 @@ pub struct Cache<K, V, S = ahash::RandomState> {
     /// Whether `default_ttl` is set: inserts read the clock only then.
     expires: bool,
     record_stats: bool,
-    max_capacity: Option<u64>,
     /// Set only for bounded caches built with a weigher.
     weigher: Option<Weigher<K, V>>,
     janitor: Janitor,
+}
+
+/// Shard `index`'s part of `capacity` split over `count` shards: exactly,
+/// the first `capacity % count` shards holding one unit more than the rest.
+fn share(capacity: u64, count: usize, index: usize) -> u64 {
+    let count = count as u64;
+    capacity / count + u64::from((index as u64) < capacity % count)
 }
 
 /// What the cache and its janitor share.
@@ -79,18 +84,24 @@ pub(crate) struct Shards<K, V> {
     reads: ReadCounters,
     clock: ClockSource,
     listener: Option<Listener<K, V>>,
+    /// The bound set by the builder or by `set_max_capacity`, if any (a
+    /// bounded cache built with only a weigher has none until then).
+    max_capacity: AtomicU64,
+    capped: AtomicBool,
 }
 
 /// The shards' locked tables; which kind is fixed when the cache is built.
-/// A cache without a capacity keeps the plain [`Shard`], so it pays nothing
-/// for eviction: no byte per entry, no work in `get`.
+/// A cache without a capacity keeps the plain [`UnboundedShard`], so it
+/// pays nothing for eviction: no byte per entry, no work in `get`. Both
+/// kinds implement [`Shard`]: every operation below is written once.
 enum Tables<K, V> {
-    Unbounded(ShardLocks<Shard<K, V>>),
+    Unbounded(ShardLocks<UnboundedShard<K, V>>),
     Bounded(ShardLocks<BoundedShard<K, V>>),
 }
 
 /// Evaluates `$body` with `$locks` bound to the shards' locks, whichever
-/// kind they are (the body is compiled once per kind).
+/// kind they are (the body is compiled once per kind, statically: the
+/// match costs two instructions).
 macro_rules! with_locks {
     ($tables:expr, $locks:ident => $body:expr) => {
         match $tables {
@@ -166,7 +177,10 @@ where
             None => {
                 let init = move |index: usize| {
                     // Past `count` (fewer shards than a group): never used.
-                    Shard::with_capacity(if index < count { per_shard } else { 0 }, expiring)
+                    UnboundedShard::with_capacity(
+                        if index < count { per_shard } else { 0 },
+                        expiring,
+                    )
                 };
                 // Every shard gets the same room: kept once, for removals.
                 let keep = init(0).room();
@@ -174,16 +188,12 @@ where
                 (Tables::Unbounded(locks), keep)
             }
             Some(capacity) => {
-                // The capacity split exactly: the first `capacity % count`
-                // shards hold one unit more than the rest.
-                let (share, extra) = (capacity / count as u64, capacity % count as u64);
                 let unit = builder.weigher.is_none();
                 let init = move |index: usize| {
                     if index >= count {
                         return BoundedShard::new(0, 0, unit);
                     }
-                    let shard_capacity = share + u64::from((index as u64) < extra);
-                    BoundedShard::new(shard_capacity, per_shard, unit)
+                    BoundedShard::new(share(capacity, count, index), per_shard, unit)
                 };
                 let locks = ShardLocks::new(count, stripes, eager, Box::new(init));
                 (Tables::Bounded(locks), Keep::default())
@@ -195,6 +205,8 @@ where
             reads: ReadCounters::new(stripes),
             clock: builder.clock,
             listener: builder.listener,
+            max_capacity: AtomicU64::new(builder.max_capacity.unwrap_or(0)),
+            capped: AtomicBool::new(builder.max_capacity.is_some()),
         });
         let janitor = if builder.cleanup_interval.is_zero() {
             Janitor::disabled()
@@ -209,7 +221,6 @@ where
             default_ttl: builder.default_ttl,
             expires: !builder.default_ttl.is_zero(),
             record_stats: builder.record_stats,
-            max_capacity: builder.max_capacity,
             weigher: builder.weigher,
             janitor,
         }
@@ -283,28 +294,13 @@ where
         let hash = self.hasher.hash_one(&key);
         let index = self.shard_index(hash);
         match &self.shards.tables {
-            Tables::Unbounded(locks) => {
-                // Declared before the guard: if `Eq` or `Hash` panics under
-                // the lock, the entry is dropped after it is released.
-                let mut pending = Some((key, value));
-                let replaced =
-                    locks
-                        .write(index)
-                        .insert(hash, &mut pending, deadline, &self.hasher);
-                // The unused key and the old value are dropped or handed to
-                // the listener here, after unlocking.
-                if let Some((key, old)) = replaced {
-                    if self.shards.listener.is_some() {
-                        self.shards.replaced(key, old);
-                    }
-                }
-            }
+            Tables::Unbounded(locks) => self.insert_into(locks, index, hash, key, value, deadline),
             Tables::Bounded(locks) => self.insert_bounded(locks, index, hash, key, value, deadline),
         }
     }
 
-    /// The bounded half of [`insert_with_ttl`](Self::insert_with_ttl), kept
-    /// out of line so that the unbounded half stays as small as it was.
+    /// The bounded half of [`insert_at`](Self::insert_at), kept out of
+    /// line so that the unbounded half stays as small as it was.
     #[inline(never)]
     fn insert_bounded(
         &self,
@@ -315,24 +311,53 @@ where
         value: V,
         deadline: u64,
     ) {
+        self.insert_into(locks, index, hash, key, value, deadline);
+    }
+
+    /// The insert, for either kind of shard.
+    #[inline(always)]
+    fn insert_into<T: Shard<K, V>>(
+        &self,
+        locks: &ShardLocks<T>,
+        index: usize,
+        hash: u64,
+        key: K,
+        value: V,
+        deadline: u64,
+    ) {
         // The weigher runs before the lock is taken: if it panics, nothing
         // has changed.
-        let weight = self.weigher.as_ref().map_or(1, |weigh| weigh(&key, &value));
+        let meta = self.meta::<T>(&key, &value, deadline);
         let clock = &self.shards.clock;
-        // Declared before the guard, so that what the insert pushed out is
-        // dropped after unlocking, even if it panics.
-        let mut departures = Departures::default();
+        // Declared before the guard: if `Eq` or `Hash` panics under the
+        // lock, the entry, and whatever the insert pushed out, are dropped
+        // after it is released.
+        let mut out = T::Out::default();
         let mut pending = Some((key, value));
         locks.write(index).insert(
             hash,
             &mut pending,
-            deadline,
-            weight,
+            meta,
             &self.hasher,
             || clock.now(),
-            &mut departures,
+            &mut out,
         );
-        resume(deliver(self.shards.listener.as_ref(), departures));
+        // The unused key and what went out are dropped or handed to the
+        // listener here, after unlocking.
+        out.finish(|| self.shards.listener.as_ref());
+    }
+
+    /// What a shard of kind `T` needs to know of a new entry: its deadline,
+    /// and its weight if `T` weighs entries (the weigher runs here, before
+    /// any lock is taken).
+    #[inline(always)]
+    fn meta<T: Shard<K, V>>(&self, key: &K, value: &V, deadline: u64) -> Meta {
+        let weight = if T::WEIGHED {
+            self.weigher.as_ref().map_or(1, |weigh| weigh(key, value))
+        } else {
+            1
+        };
+        Meta { deadline, weight }
     }
 
     /// Returns a clone of the value under `key`, or `None` if there is none
@@ -351,8 +376,7 @@ where
     #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.lookup(key, V::clone)
     }
@@ -370,8 +394,7 @@ where
     /// ```
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.lookup(key, |_| ()).is_some()
     }
@@ -381,8 +404,7 @@ where
     #[inline]
     fn lookup<Q, R>(&self, key: &Q, read: impl FnOnce(&V) -> R) -> Option<R>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let (hash, index) = self.locate(key);
         self.lookup_at(hash, index, key, read)
@@ -405,22 +427,15 @@ where
         read: impl FnOnce(&V) -> R,
     ) -> Option<R>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let shards = &*self.shards;
         // The read guard is a temporary: it is released at the end of this
         // statement, before anything else happens.
-        let found = match &shards.tables {
-            Tables::Unbounded(locks) => match locks.read(index) {
-                Some(shard) => shard.get(hash, key, || shards.clock.now(), read),
-                None => Lookup::Missing,
-            },
-            Tables::Bounded(locks) => match locks.read(index) {
-                Some(shard) => shard.get(hash, key, || shards.clock.now(), read),
-                None => Lookup::Missing,
-            },
-        };
+        let found = with_locks!(&shards.tables, locks => match locks.read(index) {
+            Some(shard) => shard.get(hash, key, || shards.clock.now(), read),
+            None => Lookup::Missing,
+        });
         let result = match found {
             Lookup::Live(value) => Some(value),
             Lookup::Missing => None,
@@ -456,24 +471,23 @@ where
     /// ```
     pub fn remove<Q>(&self, key: &Q) -> Option<V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
         let index = self.shard_index(hash);
         let now = || self.shards.clock.now();
-        let removed = match &self.shards.tables {
-            Tables::Unbounded(locks) => {
-                let keep = self.shards.keep;
-                locks
-                    .write_existing(index)
-                    .and_then(|mut shard| shard.remove(hash, key, now, &self.hasher, keep))
-            }
-            Tables::Bounded(locks) => locks
-                .write_existing(index)
-                .and_then(|mut shard| shard.remove(hash, key, now, &self.hasher)),
-        };
-        match removed? {
+        let keep = self.shards.keep;
+        let removed = with_locks!(&self.shards.tables, locks => locks
+            .write_existing(index)
+            .and_then(|mut shard| shard.remove(hash, key, now, &self.hasher, keep)));
+        self.departed(removed?)
+    }
+
+    /// Hands what a removal took out to the listener (a clone of the
+    /// value, if live, for the caller) after unlocking, and returns the
+    /// value if it was live.
+    fn departed(&self, removed: Removed<K, V>) -> Option<V> {
+        match removed {
             Removed::Live(key, value) => {
                 if let Some(listener) = &self.shards.listener {
                     let told = value.clone();
@@ -491,6 +505,176 @@ where
         }
     }
 
+    /// Removes `key` if its value is live and `pred` holds for it, and
+    /// returns the value; `None` if there is no live value or `pred` said
+    /// no. An expired entry is removed (the listener is told `Expired`)
+    /// without asking `pred`. The check and the removal are one step: no
+    /// other write to the key comes between them.
+    ///
+    /// `pred` runs under the shard's write lock, so it must not use this
+    /// cache (that would deadlock), and should be quick. If it panics,
+    /// nothing is removed and the panic reaches the caller; the cache stays
+    /// usable. The key may be any type [`Equivalent`] to `K`, as for
+    /// [`get`](Self::get).
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<&str, u32> = Cache::new();
+    /// cache.insert("a", 1);
+    /// assert_eq!(cache.remove_if("a", |v| *v > 1), None);
+    /// assert_eq!(cache.remove_if("a", |v| *v == 1), Some(1));
+    /// assert!(!cache.contains_key("a"));
+    /// ```
+    pub fn remove_if<Q>(&self, key: &Q, pred: impl FnOnce(&V) -> bool) -> Option<V>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let (hash, index) = self.locate(key);
+        let now = || self.shards.clock.now();
+        let keep = self.shards.keep;
+        let removed = with_locks!(&self.shards.tables, locks => locks
+            .write_existing(index)
+            .and_then(|mut shard| shard.remove_if(hash, key, now, pred, &self.hasher, keep)));
+        self.departed(removed?)
+    }
+
+    /// Live entries, cloned, shard by shard. No lock is held between
+    /// items; an entry inserted or removed while iterating may or may not
+    /// be seen; no live entry present throughout is missed, and none is
+    /// seen twice.
+    ///
+    /// Each shard is cloned out under its read lock (the same `Clone` a
+    /// [`get`](Self::get) runs there), then yielded from a buffer, so the
+    /// iterator holds one shard's entries at a time. It is not an access:
+    /// a bounded cache's eviction order does not change, and expired
+    /// entries are skipped but not removed.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new();
+    /// for i in 0..10 {
+    ///     cache.insert(i, i * i);
+    /// }
+    /// let mut entries: Vec<(u32, u32)> = cache.iter().collect();
+    /// entries.sort();
+    /// assert_eq!(entries[3], (3, 9));
+    /// assert_eq!(entries.len(), 10);
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = (K, V)> + '_
+    where
+        K: Clone,
+    {
+        Iter {
+            shards: &self.shards,
+            next: 0,
+            batch: Vec::new(),
+        }
+    }
+
+    /// Removes every entry for which `keep` returns false (listener cause
+    /// `Removed`), shard by shard; expired entries leave too (cause
+    /// `Expired`), without asking `keep`. The listener has been told of
+    /// every removal, and the values dropped, when `retain` returns.
+    ///
+    /// `keep` runs under each shard's write lock, so it must not use this
+    /// cache (that would deadlock), and should be quick. If it panics,
+    /// `keep` is not called again: what it already rejected is removed (and
+    /// the listener told), every other entry stays, and the panic reaches
+    /// the caller. Not an access: the entries kept keep their place in a
+    /// bounded cache's eviction order.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new();
+    /// for i in 0..10 {
+    ///     cache.insert(i, i);
+    /// }
+    /// cache.retain(|_key, value| value % 2 == 0);
+    /// assert_eq!(cache.len(), 5);
+    /// assert_eq!(cache.get(&3), None);
+    /// assert_eq!(cache.get(&4), Some(4));
+    /// ```
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        let shards = &*self.shards;
+        let now = || shards.clock.now();
+        let mut first_panic = None;
+        with_locks!(&shards.tables, locks => {
+            for index in 0..locks.len() {
+                // Declared before the guard: if `keep` panics, what it
+                // rejected already is still told, after unlocking.
+                let mut out = Departures::default();
+                let panic = match locks.write_existing(index) {
+                    Some(mut shard) => shard.retain(now, &mut keep, shards.keep, &mut out),
+                    None => continue,
+                };
+                let told = deliver(shards.listener.as_ref(), out);
+                // `keep`'s panic wins: it is never called again.
+                resume(panic);
+                first_panic = first_panic.or(told);
+            }
+        });
+        resume(first_panic);
+    }
+
+    /// Changes the bound on the total weight; once it returns,
+    /// [`weighted_size`](Self::weighted_size)` <= max`. Shrinking evicts,
+    /// shard by shard, what the policy would evict for an insert
+    /// (listener cause `Evicted`, or `Expired` for an expired entry);
+    /// growing lets the cache fill further. The shard count stays what the
+    /// cache was built with (see [`CacheBuilder::shards`]), so a cache
+    /// grown far past its first bound keeps few shards; each shard's share
+    /// is split as at build time. Concurrent calls: the last to store its
+    /// bound wins.
+    ///
+    /// # Panics
+    ///
+    /// On an unbounded cache (built without
+    /// [`max_capacity`](CacheBuilder::max_capacity) or a
+    /// [`weigher`](CacheBuilder::weigher)): it has no policy to evict with.
+    ///
+    /// ```
+    /// use shardcache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder().max_capacity(100).build();
+    /// for i in 0..100 {
+    ///     cache.insert(i, i);
+    /// }
+    /// cache.set_max_capacity(10);
+    /// assert!(cache.weighted_size() <= 10);
+    /// assert_eq!(cache.max_capacity(), Some(10));
+    /// ```
+    pub fn set_max_capacity(&self, max: u64) {
+        let shards = &*self.shards;
+        let Tables::Bounded(locks) = &shards.tables else {
+            panic!(
+                "shardcache: set_max_capacity on an unbounded cache; build it with max_capacity"
+            );
+        };
+        shards.max_capacity.store(max, Ordering::Relaxed);
+        shards.capped.store(true, Ordering::Release);
+        let unit = self.weigher.is_none();
+        let mut first_panic = None;
+        for index in 0..locks.len() {
+            let mut out = Departures::default();
+            {
+                // Allocates a shard never written yet: its share must
+                // change too.
+                let mut shard = locks.write(index);
+                // Read under the lock: with calls racing, every shard ends
+                // with the share of the last bound stored.
+                let max = shards.max_capacity.load(Ordering::Relaxed);
+                let share = share(max, locks.len(), index);
+                let now = || shards.clock.now();
+                shard.set_capacity(share, unit, &self.hasher, now, &mut out);
+            }
+            first_panic = first_panic.or(deliver(shards.listener.as_ref(), out));
+        }
+        resume(first_panic);
+    }
+
     /// The second look of a caller that missed `key` in
     /// `get_or_insert_with`, under the shard's write lock: the value if
     /// someone inserted it meanwhile, the flight to wait for if someone is
@@ -505,12 +689,14 @@ where
             if let Lookup::Live(value) = shard.get(hash, key, now, V::clone) {
                 return Join::Hit(value);
             }
-            if let Some(flight) = shard.loading.find(hash, key) {
+            if let Some(flight) = shard.loading().find(hash, key) {
                 return Join::Wait(flight);
             }
             let flight = Arc::new(Flight::new());
             let copy = key.clone();
-            shard.loading.insert(hash, copy, Arc::clone(&flight), &self.hasher);
+            shard
+                .loading_mut()
+                .insert(hash, copy, Arc::clone(&flight), &self.hasher);
             Join::Lead(flight)
         })
     }
@@ -528,53 +714,41 @@ where
         value: V,
         flight: &Arc<Flight<V>>,
     ) -> Option<Panic> {
-        let deadline = self.default_deadline();
-        match &self.shards.tables {
-            Tables::Unbounded(locks) => {
-                let mut pending = Some((key, value));
-                let mut shard = locks.write(index);
-                let copy = shard.loading.remove(hash, flight);
-                let replaced = if flight.is_superseded() {
-                    None
-                } else {
-                    shard.insert(hash, &mut pending, deadline, &self.hasher)
-                };
-                drop(shard);
-                drop((copy, pending));
-                let replaced = replaced.map(|(key, old)| (key, old, RemovalCause::Replaced));
-                deliver(self.shards.listener.as_ref(), replaced)
-            }
-            Tables::Bounded(locks) => {
-                let weight = self.weigher.as_ref().map_or(1, |weigh| weigh(&key, &value));
-                let clock = &self.shards.clock;
-                let mut departures = Departures::default();
-                let mut pending = Some((key, value));
-                let mut shard = locks.write(index);
-                let copy = shard.loading.remove(hash, flight);
-                if !flight.is_superseded() {
-                    let now = || clock.now();
-                    shard.insert(
-                        hash,
-                        &mut pending,
-                        deadline,
-                        weight,
-                        &self.hasher,
-                        now,
-                        &mut departures,
-                    );
-                }
-                drop(shard);
-                drop((copy, pending));
-                deliver(self.shards.listener.as_ref(), departures)
-            }
+        with_locks!(&self.shards.tables, locks => {
+            self.land_in(locks, hash, index, key, value, flight)
+        })
+    }
+
+    /// [`land`](Self::land), for either kind of shard.
+    fn land_in<T: Shard<K, V>>(
+        &self,
+        locks: &ShardLocks<T>,
+        hash: u64,
+        index: usize,
+        key: K,
+        value: V,
+        flight: &Arc<Flight<V>>,
+    ) -> Option<Panic> {
+        let meta = self.meta::<T>(&key, &value, self.default_deadline());
+        let clock = &self.shards.clock;
+        let mut out = T::Out::default();
+        let mut pending = Some((key, value));
+        let mut shard = locks.write(index);
+        let copy = shard.loading_mut().remove(hash, flight);
+        if !flight.is_superseded() {
+            let now = || clock.now();
+            shard.insert(hash, &mut pending, meta, &self.hasher, now, &mut out);
         }
+        drop(shard);
+        drop((copy, pending));
+        out.deliver(self.shards.listener.as_ref())
     }
 
     /// Ends a failed, panicked or cancelled load: takes `flight` out of the
     /// shard and wakes its waiters, who start over.
     pub(crate) fn abandon(&self, hash: u64, index: usize, flight: &Arc<Flight<V>>) {
         let copy = with_locks!(&self.shards.tables, locks => {
-            locks.write(index).loading.remove(hash, flight)
+            locks.write(index).loading_mut().remove(hash, flight)
         });
         drop(copy);
         flight.end(None);
@@ -585,24 +759,13 @@ where
     /// it is removed only if it is still there and still expired.
     fn remove_expired_entry<Q>(&self, index: usize, hash: u64, key: &Q)
     where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
+        Q: Equivalent<K> + ?Sized,
     {
         let now = self.shards.clock.now();
-        let removed = match &self.shards.tables {
-            Tables::Unbounded(locks) => {
-                let keep = self.shards.keep;
-                locks
-                    .write_existing(index)
-                    .and_then(|mut shard| {
-                        shard.remove_if_expired(hash, key, now, &self.hasher, keep)
-                    })
-                    .map(|entry| (entry.key, entry.value))
-            }
-            Tables::Bounded(locks) => locks
-                .write_existing(index)
-                .and_then(|mut shard| shard.remove_if_expired(hash, key, now, &self.hasher)),
-        };
+        let keep = self.shards.keep;
+        let removed = with_locks!(&self.shards.tables, locks => locks
+            .write_existing(index)
+            .and_then(|mut shard| shard.remove_if_expired(hash, key, now, &self.hasher, keep)));
         // Dropped or handed to the listener after the write lock is
         // released.
         if let Some((key, value)) = removed {
@@ -703,7 +866,7 @@ where
     /// assert_eq!(unbounded.max_capacity(), None);
     /// ```
     pub fn max_capacity(&self) -> Option<u64> {
-        self.max_capacity
+        self.shards.max_capacity()
     }
 
     /// The total weight stored, summed over the shards: the sum of the
@@ -723,12 +886,9 @@ where
     /// assert_eq!(cache.weighted_size(), 9);
     /// ```
     pub fn weighted_size(&self) -> u64 {
-        match &self.shards.tables {
-            Tables::Unbounded(_) => self.shards.len() as u64,
-            Tables::Bounded(locks) => (0..locks.len())
-                .map(|index| locks.read(index).map_or(0, |shard| shard.weight()))
-                .sum(),
-        }
+        with_locks!(&self.shards.tables, locks => (0..locks.len())
+            .map(|index| locks.read(index).map_or(0, |shard| shard.weight()))
+            .sum())
     }
 
     /// Removes every entry and frees the shards' tables, one shard at a
@@ -745,37 +905,19 @@ where
     pub fn clear(&self) {
         let listener = self.shards.listener.as_ref();
         let mut first_panic = None;
-        match &self.shards.tables {
-            Tables::Unbounded(locks) => {
-                for index in 0..locks.len() {
-                    let taken = locks
-                        .write_existing(index)
-                        .map(|mut shard| shard.take_all());
-                    let Some((lasting, expiring)) = taken else {
-                        continue;
-                    };
-                    let all = lasting
-                        .into_iter()
-                        .chain(expiring.into_iter().map(|e| (e.key, e.value)));
-                    let panic = deliver(listener, all.map(|(k, v)| (k, v, RemovalCause::Cleared)));
-                    first_panic = first_panic.or(panic);
-                }
+        with_locks!(&self.shards.tables, locks => {
+            for index in 0..locks.len() {
+                let taken = locks
+                    .write_existing(index)
+                    .map(|mut shard| shard.take_all());
+                let Some(taken) = taken else {
+                    continue;
+                };
+                let all = taken.into_iter();
+                let panic = deliver(listener, all.map(|(k, v)| (k, v, RemovalCause::Cleared)));
+                first_panic = first_panic.or(panic);
             }
-            Tables::Bounded(locks) => {
-                for index in 0..locks.len() {
-                    let taken = locks
-                        .write_existing(index)
-                        .map(|mut shard| shard.take_all());
-                    let Some((table, nodes)) = taken else {
-                        continue;
-                    };
-                    drop(table);
-                    let all = nodes.into_iter().map(|node| node.into_pair());
-                    let panic = deliver(listener, all.map(|(k, v)| (k, v, RemovalCause::Cleared)));
-                    first_panic = first_panic.or(panic);
-                }
-            }
-        }
+        });
         resume(first_panic);
     }
 
@@ -808,7 +950,7 @@ where
             with_locks!(&self.shards.tables, locks => {
                 for index in 0..locks.len() {
                     if let Some(shard) = locks.read(index) {
-                        stats += shard.counts;
+                        stats += shard.counts();
                     }
                 }
             });
@@ -855,12 +997,10 @@ impl<K, V> Shards<K, V> {
         resume(deliver(self.listener.as_ref(), [(key, value, cause)]));
     }
 
-    /// Tells the listener of a value an insert replaced; out of line, so
-    /// that an insert without a listener carries none of this code.
-    #[cold]
-    #[inline(never)]
-    fn replaced(&self, key: K, old: V) {
-        self.depart(key, old, RemovalCause::Replaced);
+    /// The bound on the total weight, if any.
+    fn max_capacity(&self) -> Option<u64> {
+        let capped = self.capped.load(Ordering::Acquire);
+        capped.then(|| self.max_capacity.load(Ordering::Relaxed))
     }
 
     /// Number of shards.
@@ -919,15 +1059,46 @@ where
             }
             now
         });
-        let removed: Vec<(K, V)> = match &self.tables {
-            Tables::Unbounded(locks) => locks.write(index).remove_expired(now, self.keep),
-            Tables::Bounded(locks) => locks.write(index).remove_expired(now),
-        };
+        let removed: Vec<(K, V)> =
+            with_locks!(&self.tables, locks => locks.write(index).remove_expired(now, self.keep));
         let count = removed.len();
         let expired = removed
             .into_iter()
             .map(|(k, v)| (k, v, RemovalCause::Expired));
         (count, deliver(self.listener.as_ref(), expired))
+    }
+}
+
+/// The iterator of [`Cache::iter`]: clones one shard's live entries at a
+/// time, under its read lock, and yields them with no lock held.
+struct Iter<'a, K, V> {
+    shards: &'a Shards<K, V>,
+    /// The next shard to clone.
+    next: usize,
+    /// The current shard's entries not yet yielded.
+    batch: Vec<(K, V)>,
+}
+
+impl<K: Clone, V: Clone> Iterator for Iter<'_, K, V> {
+    type Item = (K, V);
+
+    fn next(&mut self) -> Option<(K, V)> {
+        loop {
+            if let Some(entry) = self.batch.pop() {
+                return Some(entry);
+            }
+            let shards = self.shards;
+            let index = self.next;
+            if index == shards.count() {
+                return None;
+            }
+            self.next += 1;
+            let now = || shards.clock.now();
+            // A shard never written has nothing to clone.
+            with_locks!(&shards.tables, locks => if let Some(shard) = locks.read(index) {
+                shard.collect_live(now, &mut self.batch);
+            });
+        }
     }
 }
 
@@ -943,7 +1114,7 @@ impl<K, V, S> fmt::Debug for Cache<K, V, S> {
         f.debug_struct("Cache")
             .field("len", &self.shards.len())
             .field("shards", &self.shards.count())
-            .field("max_capacity", &self.max_capacity)
+            .field("max_capacity", &self.shards.max_capacity())
             .field("default_ttl", &self.default_ttl)
             .field("clock", &self.shards.clock)
             .field("janitor", &self.janitor)

@@ -44,6 +44,14 @@
 //! costs at most a relaxed store to the entry's own counter, all eviction
 //! work happens in `insert`, and [docs/HITRATIO.md](https://github.com/shardcache/shardcache/blob/main/docs/HITRATIO.md) measures its hit ratio
 //! against moka, quick_cache and the optimal policy.
+//! [`Cache::set_max_capacity`] changes the bound at run time.
+//!
+//! ## Many entries at once
+//!
+//! [`Cache::iter`] clones the live entries out one shard at a time, with
+//! no lock held between items; [`Cache::retain`] and [`Cache::remove_if`]
+//! remove what a closure rejects. Neither counts as an access, so a bounded
+//! cache's eviction order does not change.
 //!
 //! ## Loading and listening
 //!
@@ -64,8 +72,8 @@
 //! ## Failure
 //!
 //! Your `Eq` and `Clone` (and `Hash`, when a table grows or a bounded
-//! cache evicts) run while a shard lock is held, so they must not use the
-//! same cache: a `Clone` that reads the cache can deadlock against a
+//! cache evicts), and the closures of `retain` and `remove_if`, run while a
+//! shard lock is held, so they must not use the same cache: a `Clone` that reads the cache can deadlock against a
 //! waiting writer, as with any reader-writer lock. `Drop`, the removal
 //! listener, loaders and weighers are safe: they run with no lock held, and
 //! replaced, removed and evicted values are dropped after the lock is
@@ -95,18 +103,15 @@
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
 pub mod baseline;
-mod bounded;
 mod builder;
 mod cache;
 mod clock;
 mod cycles;
-mod ghost;
 mod janitor;
 mod listener;
 mod loading;
 mod locks;
 mod shard;
-mod sketch;
 mod stats;
 mod sync;
 #[cfg(any(feature = "async", test))]
@@ -117,6 +122,43 @@ pub use cache::Cache;
 pub use clock::{Clock, CoarseClock, ManualClock};
 pub use listener::RemovalCause;
 pub use stats::Stats;
+
+/// The trait of keys that [`Cache::get`], [`Cache::contains_key`],
+/// [`Cache::remove`] and [`Cache::remove_if`] accept: any `Q` that hashes
+/// like a `K` and compares equal to it. It is the `equivalent` crate's trait
+/// (through hashbrown), the one `indexmap`, `quick_cache` and hashbrown's
+/// maps take, so one impl serves them all. Every `Q` that `K` borrows as
+/// (`&str` for `String`) has it already.
+///
+/// ```
+/// use std::hash::{Hash, Hasher};
+/// use shardcache::{Cache, Equivalent};
+///
+/// #[derive(Hash, PartialEq, Eq)]
+/// struct Route { host: String, port: u16 }
+///
+/// /// A borrowed `Route`: hashes exactly as `Route` does.
+/// struct RouteRef<'a> { host: &'a str, port: u16 }
+///
+/// impl Hash for RouteRef<'_> {
+///     fn hash<H: Hasher>(&self, state: &mut H) {
+///         self.host.hash(state); // as the derive hashes `Route`'s fields
+///         self.port.hash(state);
+///     }
+/// }
+///
+/// impl Equivalent<Route> for RouteRef<'_> {
+///     fn equivalent(&self, key: &Route) -> bool {
+///         self.host == key.host && self.port == key.port
+///     }
+/// }
+///
+/// let cache: Cache<Route, u32> = Cache::new();
+/// cache.insert(Route { host: "a.example".into(), port: 443 }, 1);
+/// // No `String` is allocated to look it up.
+/// assert_eq!(cache.get(&RouteRef { host: "a.example", port: 443 }), Some(1));
+/// ```
+pub use hashbrown::Equivalent;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

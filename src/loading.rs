@@ -27,7 +27,6 @@
 //! on this thread's stack of running loaders for that check.
 
 use std::any::type_name_of_val;
-use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -40,6 +39,7 @@ use crate::listener::resume;
 use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering};
 #[cfg(any(feature = "async", test))]
 use crate::waiters::{Slot, Waiters};
+use crate::Equivalent;
 
 impl<K, V, S> Cache<K, V, S>
 where
@@ -603,11 +603,10 @@ impl<K: Hash + Eq, V> Loading<K, V> {
     /// The flight loading `key`, if any.
     pub(crate) fn find<Q>(&self, hash: u64, key: &Q) -> Option<Arc<Flight<V>>>
     where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
+        Q: Equivalent<K> + ?Sized,
     {
         let table = self.table.as_ref()?;
-        let (_, flight) = table.find(hash, |(k, _)| k.borrow() == key)?;
+        let (_, flight) = table.find(hash, |(k, _)| key.equivalent(k))?;
         Some(Arc::clone(flight))
     }
 
@@ -629,8 +628,7 @@ impl<K: Hash + Eq, V> Loading<K, V> {
     #[inline]
     pub(crate) fn supersede<Q>(&self, hash: u64, key: &Q)
     where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
+        Q: Equivalent<K> + ?Sized,
     {
         if let Some(flight) = self.find(hash, key) {
             flight.superseded.store(true, Ordering::Relaxed);

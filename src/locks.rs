@@ -541,9 +541,9 @@ mod tests {
     fn an_unbounded_shard_and_its_lock_fit_128_bytes() {
         // One 128-byte slot per shard: a group of 16 is 4 KiB with the
         // readers' blocks.
-        let size = std::mem::size_of::<Slot<crate::shard::Shard<u64, u64>>>();
+        let size = std::mem::size_of::<Slot<crate::shard::UnboundedShard<u64, u64>>>();
         assert!(size <= 128, "{size} bytes");
-        let group = std::mem::size_of::<Group<crate::shard::Shard<u64, u64>>>();
+        let group = std::mem::size_of::<Group<crate::shard::UnboundedShard<u64, u64>>>();
         assert_eq!(group, 2 * GROUP * 128);
     }
 

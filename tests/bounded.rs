@@ -292,3 +292,185 @@ fn an_identity_hasher_spreads_sequential_keys_over_every_shard() {
     }
     assert!(cache.weighted_size() <= 16 * per);
 }
+
+type Fixed = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
+
+/// The keys the listener was told of, with why.
+type CauseLog = Arc<std::sync::Mutex<Vec<(u64, shardcache::RemovalCause)>>>;
+
+/// A bounded cache whose listener appends to the returned log.
+fn logged(capacity: u64, shards: usize) -> (Cache<u64, u64, Fixed>, CauseLog) {
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let told = Arc::clone(&log);
+    // A fixed hasher: two caches built alike behave alike.
+    let cache = Cache::builder()
+        .hasher(Fixed::default())
+        .max_capacity(capacity)
+        .shards(shards)
+        .record_stats(true)
+        .removal_listener(move |key, _, cause| told.lock().unwrap().push((key, cause)))
+        .build();
+    (cache, log)
+}
+
+#[test]
+fn set_max_capacity_evicts_down_to_the_new_bound_and_lets_it_grow_again() {
+    use shardcache::RemovalCause;
+    // One shard: its share is the whole bound, so the counts are exact.
+    let (cache, log) = logged(1000, 1);
+    for key in 0..1000 {
+        cache.insert(key, key);
+    }
+    assert_eq!(cache.weighted_size(), 1000);
+    cache.set_max_capacity(100);
+    assert_eq!(cache.max_capacity(), Some(100));
+    assert_eq!(cache.weighted_size(), 100, "each shard at its new share");
+    let told = std::mem::take(&mut *log.lock().unwrap());
+    assert_eq!(told.len(), 900);
+    assert!(told
+        .iter()
+        .all(|&(_, cause)| cause == RemovalCause::Evicted));
+    assert_eq!(cache.stats().evictions, 900);
+    for key in 1000..2000 {
+        cache.insert(key, key);
+        assert!(cache.weighted_size() <= 100);
+    }
+    cache.set_max_capacity(5000);
+    for key in 2000..6000 {
+        cache.insert(key, key);
+    }
+    assert_eq!(cache.weighted_size(), 4100, "grew: 100 kept, 4000 new");
+    cache.set_max_capacity(0);
+    assert_eq!(cache.weighted_size(), 0);
+    cache.insert(1, 1);
+    assert_eq!(cache.get(&1), None, "a zero bound holds nothing");
+}
+
+#[test]
+fn set_max_capacity_evicts_expired_entries_first_as_expired() {
+    use shardcache::RemovalCause;
+    let clock = ManualClock::new();
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(100)
+        .shards(1)
+        .clock(clock.clone())
+        .record_stats(true)
+        .build();
+    // The expired entries are the oldest: eviction meets them first.
+    for key in 50..100 {
+        cache.insert_with_ttl(key, key, SECOND);
+    }
+    for key in 0..50 {
+        cache.insert(key, key);
+    }
+    clock.advance(2 * SECOND);
+    cache.set_max_capacity(50);
+    assert_eq!(cache.weighted_size(), 50);
+    assert!((0..50).all(|key| cache.get(&key) == Some(key)));
+    let stats = cache.stats();
+    assert_eq!((stats.expirations, stats.evictions), (50, 0));
+    assert!((50..100).all(|key| !cache.contains_key(&key)));
+    let _ = RemovalCause::Expired;
+}
+
+#[test]
+fn set_max_capacity_bounds_a_cache_built_with_only_a_weigher() {
+    let cache: Cache<u64, u64> = Cache::builder()
+        .weigher(|_, v: &u64| *v as u32)
+        .shards(2)
+        .build();
+    assert_eq!(cache.max_capacity(), None);
+    for key in 1..=100 {
+        cache.insert(key, key);
+    }
+    cache.set_max_capacity(1000);
+    assert_eq!(cache.max_capacity(), Some(1000));
+    assert!(cache.weighted_size() <= 1000);
+    assert!(
+        cache.weighted_size() >= 900,
+        "only what the bound needs left"
+    );
+}
+
+#[test]
+#[should_panic(expected = "set_max_capacity on an unbounded cache")]
+fn set_max_capacity_panics_on_an_unbounded_cache() {
+    let cache: Cache<u64, u64> = Cache::new();
+    cache.set_max_capacity(10);
+}
+
+/// Fills two identical caches, runs `between` on one of them, then inserts
+/// into both past their capacity: they must evict the same keys.
+fn evicts_as_if_untouched(between: impl Fn(&Cache<u64, u64, Fixed>)) {
+    let build = || logged(200, 2);
+    let ((plain, plain_log), (touched, touched_log)) = (build(), build());
+    let mut next = xorshift(7);
+    let keys: Vec<u64> = (0..600).map(|_| next() % 400).collect();
+    for (i, &key) in keys.iter().enumerate() {
+        for cache in [&plain, &touched] {
+            cache.insert(key, key);
+            if i % 3 == 0 {
+                cache.get(&(key / 2));
+            }
+        }
+    }
+    between(&touched);
+    for key in 1000..1300 {
+        plain.insert(key, key);
+        touched.insert(key, key);
+    }
+    let evicted = plain_log.lock().unwrap();
+    assert!(evicted.len() > 300, "both evicted for every new key");
+    assert_eq!(
+        *evicted,
+        *touched_log.lock().unwrap(),
+        "eviction order changed"
+    );
+    let mut a: Vec<_> = plain.iter().collect();
+    let mut b: Vec<_> = touched.iter().collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn iter_and_a_retain_that_keeps_everything_leave_the_eviction_order_alone() {
+    evicts_as_if_untouched(|cache| {
+        for _ in 0..3 {
+            assert_eq!(cache.iter().count(), 200);
+        }
+    });
+    evicts_as_if_untouched(|cache| cache.retain(|_, _| true));
+}
+
+#[test]
+fn retain_keeps_weights_stats_and_the_listener_exact() {
+    use shardcache::RemovalCause;
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let told = Arc::clone(&log);
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(10_000)
+        .weigher(|_, v: &u64| (*v % 7 + 1) as u32)
+        .shards(4)
+        .record_stats(true)
+        .removal_listener(move |key, _, cause| told.lock().unwrap().push((key, cause)))
+        .build();
+    for key in 0..1000 {
+        cache.insert(key, key);
+    }
+    cache.retain(|key, _| key % 4 != 0);
+    let weight: u64 = (0..1000).filter(|k| k % 4 != 0).map(|k| k % 7 + 1).sum();
+    assert_eq!(cache.weighted_size(), weight);
+    assert_eq!(cache.len(), 750);
+    assert_eq!(cache.stats().removals, 250);
+    let told = log.lock().unwrap();
+    assert_eq!(told.len(), 250);
+    assert!(told
+        .iter()
+        .all(|&(key, cause)| key % 4 == 0 && cause == RemovalCause::Removed));
+    drop(told);
+    // The survivors are all still found, and the cache still evicts.
+    assert!((0..1000).all(|k| cache.contains_key(&k) == (k % 4 != 0)));
+    cache.set_max_capacity(100);
+    assert!(cache.weighted_size() <= 100);
+}

@@ -532,6 +532,22 @@ fn op_codes_keep_their_old_meaning() {
     );
     assert_eq!(decode(upper(3)), Op::TryGetOrInsertWithErr(Key(3)));
     assert_eq!(decode(upper(4)), Op::Remove(Key(3)));
+    // The last quarters of `Remove`, `RemoveExpired` and `Clear` (the
+    // decoder reads `(code * 40) >> 32`), and the code just below each.
+    let quarter = |q: u64| ((q << 32).div_ceil(40)) as u32;
+    assert_eq!(decode(quarter(19) - 1), Op::Remove(Key(3)));
+    assert_eq!(
+        decode(quarter(19)),
+        Op::RemoveIf {
+            key: Key(3),
+            odd: true
+        }
+    );
+    assert_eq!(decode(quarter(23) - 1), Op::RemoveExpired);
+    assert_eq!(decode(quarter(23)), Op::Retain { keep: 3 });
+    assert_eq!(decode(quarter(27) - 1), Op::Clear);
+    assert_eq!(decode(quarter(27)), Op::SetMaxCapacity(3));
+    assert_eq!(decode(quarter(28)), Op::Len);
     assert_eq!(decode(u32::MAX), Op::Advance(Step::Nanos(0)));
 }
 
@@ -716,6 +732,12 @@ impl ModelApi<Value> for LiveLenOnly {
     ) -> Result<Value, &'static str> {
         self.0.try_get_or_insert_with(key, init)
     }
+    fn remove_if(&self, key: u8, pred: impl FnOnce(&Value) -> bool) -> Option<Option<Value>> {
+        ModelApi::remove_if(&self.0, key, pred)
+    }
+    fn retain(&self, keep: impl FnMut(&u8, &Value) -> bool) -> Option<()> {
+        ModelApi::retain(&self.0, keep)
+    }
 }
 
 #[test]
@@ -797,6 +819,16 @@ macro_rules! wrap_cache_api {
                 init: impl FnOnce() -> Result<Value, &'static str>,
             ) -> Result<Value, &'static str> {
                 self.0.try_get_or_insert_with(key, init)
+            }
+            fn remove_if(
+                &self,
+                key: u8,
+                pred: impl FnOnce(&Value) -> bool,
+            ) -> Option<Option<Value>> {
+                ModelApi::remove_if(&self.0, key, pred)
+            }
+            fn retain(&self, keep: impl FnMut(&u8, &Value) -> bool) -> Option<()> {
+                ModelApi::retain(&self.0, keep)
             }
         }
     };
@@ -984,6 +1016,12 @@ const INITS_ON_HIT: u8 = 3;
 /// An insert under a key inserted before removes the old value first (the
 /// listener is told `Removed`, not `Replaced`).
 const REMOVES_TO_REPLACE: u8 = 4;
+/// `retain` leaves expired entries in place.
+const RETAINS_EXPIRED: u8 = 5;
+/// `set_max_capacity(max)` bounds the cache at `max + 1`.
+const RESIZES_ONE_OVER: u8 = 6;
+/// Marks a `Flawed<RESIZES_ONE_OVER>` resized (no key is this large).
+const RESIZED: u8 = u8::MAX;
 
 impl<const FLAW: u8> CacheApi<u8, Tracked> for Flawed<FLAW> {
     fn build(builder: CacheBuilder<u8, Tracked>) -> Self {
@@ -1053,6 +1091,28 @@ impl<const FLAW: u8> ModelApi<Tracked> for Flawed<FLAW> {
     ) -> Result<Tracked, &'static str> {
         self.0.try_get_or_insert_with(key, init)
     }
+    fn remove_if(&self, key: u8, pred: impl FnOnce(&Tracked) -> bool) -> Option<Option<Tracked>> {
+        ModelApi::remove_if(&self.0, key, pred)
+    }
+    fn retain(&self, mut keep: impl FnMut(&u8, &Tracked) -> bool) -> Option<()> {
+        if FLAW == RETAINS_EXPIRED {
+            // Removes what `keep` rejects, but leaves the expired entries.
+            let rejected: Vec<u8> = self
+                .0
+                .iter()
+                .map(|(k, _)| k)
+                .filter(|k| {
+                    let value = self.0.get(k);
+                    value.is_some_and(|v| !keep(k, &v))
+                })
+                .collect();
+            for key in rejected {
+                self.0.remove(&key);
+            }
+            return Some(());
+        }
+        ModelApi::retain(&self.0, keep)
+    }
 }
 
 impl<const FLAW: u8> BoundedApi for Flawed<FLAW> {
@@ -1064,7 +1124,18 @@ impl<const FLAW: u8> BoundedApi for Flawed<FLAW> {
         }
     }
     fn max_capacity(&self) -> Option<u64> {
-        self.0.max_capacity()
+        let max = self.0.max_capacity();
+        if FLAW == RESIZES_ONE_OVER && self.1.lock().unwrap().contains(&RESIZED) {
+            return max.map(|max| max - 1); // hides the flaw from `max_capacity`
+        }
+        max
+    }
+    fn set_max_capacity(&self, max: u64) {
+        if FLAW == RESIZES_ONE_OVER {
+            self.1.lock().unwrap().insert(RESIZED);
+            return self.0.set_max_capacity(max + 1);
+        }
+        self.0.set_max_capacity(max)
     }
 }
 
@@ -1142,4 +1213,93 @@ fn the_bounded_check_catches_a_wrong_removal_cause() {
         Ttl::Zero,
         ops,
     ));
+}
+
+#[test]
+#[should_panic(
+    expected = "told other (key, serial, cause) than the model: op #3 Retain { keep: 255 }"
+)]
+fn the_bounded_check_catches_a_retain_that_keeps_expired_entries() {
+    let ops = vec![
+        Op::InsertWithTtl {
+            key: Key(0),
+            value: 1,
+            ttl: Ttl::Nanos(1),
+        },
+        put(1, 1),
+        Op::Advance(Step::Nanos(2)),
+        Op::Retain { keep: 0xff },
+    ];
+    model::check_bounded::<Flawed<RETAINS_EXPIRED>>(&bounded(
+        4,
+        Weights::Unit,
+        Shards::One,
+        Ttl::Zero,
+        ops,
+    ));
+}
+
+#[test]
+#[should_panic(expected = "is over the bound 2: op #4 SetMaxCapacity(2)")]
+fn the_bounded_check_catches_a_bound_set_too_high() {
+    let ops = vec![
+        put(0, 1),
+        put(1, 1),
+        put(2, 1),
+        put(3, 1),
+        Op::SetMaxCapacity(2),
+    ];
+    model::check_bounded::<Flawed<RESIZES_ONE_OVER>>(&bounded(
+        8,
+        Weights::Unit,
+        Shards::One,
+        Ttl::Zero,
+        ops,
+    ));
+}
+
+/// How the seed of `remove_if`, `retain` and `set_max_capacity` decodes,
+/// pinned like `loading_seed_encoding_is_stable`.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "reads fuzz/corpus from disk, which Miri's isolation forbids"
+)]
+fn bulk_seed_encoding_is_stable() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let bytes = std::fs::read(corpus.join("ops/seed-bulk")).expect("seed file");
+    let input = Input::arbitrary_take_rest(Unstructured::new(&bytes)).expect("decodes");
+    assert_eq!(
+        (input.shards, input.default_ttl, input.ops.len()),
+        (Shards::Two, Ttl::Zero, 23)
+    );
+    assert_eq!(
+        input.ops[9..15],
+        [
+            Op::RemoveIf {
+                key: Key(2),
+                odd: false
+            },
+            Op::RemoveIf {
+                key: Key(3),
+                odd: false
+            },
+            Op::RemoveIf {
+                key: Key(6),
+                odd: true
+            },
+            Op::Retain { keep: 0b1111_0011 },
+            Op::SetMaxCapacity(2),
+            Op::Insert {
+                key: Key(7),
+                value: 17
+            },
+        ]
+    );
+    let bounded = std::fs::read(corpus.join("ops_bounded/seed-bulk-cap4")).expect("seed file");
+    assert_eq!(bounded[BOUNDED_HEADER_BYTES..], bytes[..]);
+    assert_eq!(
+        std::fs::read(corpus.join("ops_single_lock/seed-bulk")).expect("seed file"),
+        bytes
+    );
 }

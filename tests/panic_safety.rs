@@ -6,6 +6,7 @@ mod common;
 use std::cell::Cell;
 use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use common::CacheApi;
 use shardcache::Cache;
@@ -296,5 +297,126 @@ fn an_insert_whose_eq_panics_drops_its_entry_after_unlocking() {
             .recv_timeout(std::time::Duration::from_secs(30))
             .expect("deadlock: an entry was dropped under the lock");
         assert_eq!(cache.len(), 1);
+    }
+}
+
+/// A value whose `Drop` reads the cache it is stored in (every shard's read
+/// lock): dropped under a write lock, it deadlocks.
+#[derive(Clone)]
+struct Probe {
+    n: u32,
+    cache: Arc<OnceLock<Weak<Cache<u32, Probe>>>>,
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        if let Some(cache) = self.cache.get().and_then(Weak::upgrade) {
+            let _ = cache.len();
+        }
+    }
+}
+
+/// Runs `test` on its own thread, failing if it does not finish in 30 s
+/// (a value dropped under a lock deadlocks).
+fn without_deadlock(test: impl FnOnce() + Send + 'static) {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        test();
+        done.send(()).expect("the test thread is waiting");
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("deadlock, or a panic: a value was dropped under a lock?");
+}
+
+/// The keys the listener was told of.
+type KeyLog = Arc<Mutex<Vec<u32>>>;
+
+/// A cache of `Probe`s 0..100 over 4 shards, with its log of departures.
+fn probes(bounded: bool) -> (Arc<Cache<u32, Probe>>, KeyLog) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let told = Arc::clone(&log);
+    let mut builder = Cache::builder()
+        .shards(4)
+        .removal_listener(move |key, _, _| told.lock().unwrap().push(key));
+    if bounded {
+        builder = builder.max_capacity(1000);
+    }
+    let cache = Arc::new(builder.build());
+    let slot = Arc::new(OnceLock::new());
+    let _ = slot.set(Arc::downgrade(&cache));
+    for n in 0..100 {
+        let cache_of = Arc::clone(&slot);
+        cache.insert(n, Probe { n, cache: cache_of });
+    }
+    (cache, log)
+}
+
+#[test]
+fn a_panicking_retain_keep_removes_only_what_it_rejected() {
+    for bounded in [false, true] {
+        without_deadlock(move || {
+            let (cache, log) = probes(bounded);
+            let mut asked = Vec::new();
+            panics_with(Trap::None, || {
+                cache.retain(|&key, probe| {
+                    assert_eq!(key, probe.n);
+                    assert!(asked.len() < 30, "keep panicked");
+                    asked.push(key);
+                    key % 2 == 1
+                })
+            });
+            assert_eq!(asked.len(), 30);
+            let mut told = log.lock().unwrap().clone();
+            told.sort_unstable();
+            let mut rejected: Vec<u32> = asked.iter().copied().filter(|k| k % 2 == 0).collect();
+            rejected.sort_unstable();
+            assert_eq!(
+                told, rejected,
+                "the listener was told of each rejected entry"
+            );
+            for key in 0..100 {
+                let gone = rejected.contains(&key);
+                assert_eq!(cache.get(&key).map(|p| p.n), (!gone).then_some(key));
+            }
+            assert_eq!(cache.len(), 100 - rejected.len());
+            // Usable: a second retain runs to the end.
+            cache.retain(|key, _| key % 2 == 1);
+            assert_eq!(cache.len(), 50);
+        });
+    }
+}
+
+#[test]
+fn a_panicking_remove_if_predicate_removes_nothing() {
+    for bounded in [false, true] {
+        without_deadlock(move || {
+            let (cache, log) = probes(bounded);
+            panics_with(Trap::None, || {
+                cache.remove_if(&7, |_| panic!("pred panicked"))
+            });
+            assert_eq!(cache.get(&7).map(|p| p.n), Some(7));
+            assert_eq!(cache.len(), 100);
+            assert!(log.lock().unwrap().is_empty());
+            assert_eq!(cache.remove_if(&7, |p| p.n == 7).map(|p| p.n), Some(7));
+            assert_eq!(*log.lock().unwrap(), vec![7]);
+        });
+    }
+}
+
+#[test]
+fn iter_and_retain_drop_values_after_unlocking() {
+    for bounded in [false, true] {
+        without_deadlock(move || {
+            let (cache, _log) = probes(bounded);
+            // Clones made under the read lock are dropped with no lock.
+            assert_eq!(cache.iter().count(), 100);
+            cache.retain(|key, _| *key < 10);
+            assert_eq!(cache.len(), 10);
+            if bounded {
+                cache.set_max_capacity(4);
+                assert!(cache.weighted_size() <= 4);
+            }
+        });
     }
 }

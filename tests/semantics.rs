@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{CacheApi, CountingClock};
-use shardcache::{Cache, CacheBuilder, ManualClock, Stats};
+use shardcache::{Cache, CacheBuilder, ManualClock, RemovalCause, Stats};
 
 const SECOND: Duration = Duration::from_secs(1);
 const NANO: Duration = Duration::from_nanos(1);
@@ -364,4 +364,259 @@ fn types_are_send_sync_and_debug() {
 #[should_panic(expected = "initial_capacity asks for room for")]
 fn an_impossible_initial_capacity_panics_with_a_clear_message() {
     let _: Cache<u64, u64> = Cache::builder().initial_capacity(1 << 40).shards(1).build();
+}
+
+// Lookups by an equivalent type, iteration, retain and remove_if: `Cache`
+// only (the baseline has none of them), each on both kinds of shard.
+
+type Log<K, V> = Arc<std::sync::Mutex<Vec<(K, V, RemovalCause)>>>;
+
+/// A builder of either kind, with `clock`, stats, and a listener that
+/// appends to the returned log.
+fn logged<K, V>(clock: &ManualClock, bounded: bool) -> (CacheBuilder<K, V>, Log<K, V>)
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    let log: Log<K, V> = Arc::default();
+    let told = Arc::clone(&log);
+    let mut builder = with_clock(clock)
+        .shards(4)
+        .record_stats(true)
+        .removal_listener(move |k, v, cause| told.lock().unwrap().push((k, v, cause)));
+    if bounded {
+        builder = builder.max_capacity(1000);
+    }
+    (builder, log)
+}
+
+/// What the log holds, sorted, and emptied.
+fn drain<K: Ord, V: Ord>(log: &Log<K, V>) -> Vec<(K, V, RemovalCause)> {
+    let mut told = std::mem::take(&mut *log.lock().unwrap());
+    told.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    told
+}
+
+#[derive(Debug, Hash, PartialEq, Eq)]
+struct Route {
+    host: String,
+    port: u16,
+}
+
+/// Hashes as `Route` does (the derive hashes the fields in order), so a
+/// `&str` is enough to find a `Route` key.
+#[derive(Hash)]
+struct RouteRef<'a> {
+    host: &'a str,
+    port: u16,
+}
+
+impl shardcache::Equivalent<Route> for RouteRef<'_> {
+    fn equivalent(&self, key: &Route) -> bool {
+        self.host == key.host && self.port == key.port
+    }
+}
+
+#[test]
+fn lookups_take_an_equivalent_type() {
+    for bounded in [false, true] {
+        let mut builder = Cache::builder();
+        if bounded {
+            builder = builder.max_capacity(100);
+        }
+        let cache: Cache<Route, u32> = builder.build();
+        let route = |host: &str, port| Route {
+            host: host.into(),
+            port,
+        };
+        cache.insert(route("a", 1), 1);
+        cache.insert(route("a", 2), 2);
+        let by = |host, port| RouteRef { host, port };
+        assert_eq!(cache.get(&by("a", 1)), Some(1));
+        assert_eq!(cache.get(&by("a", 3)), None);
+        assert!(cache.contains_key(&by("a", 2)));
+        assert_eq!(cache.remove_if(&by("a", 2), |v| *v == 3), None);
+        assert_eq!(cache.remove_if(&by("a", 2), |v| *v == 2), Some(2));
+        assert_eq!(cache.remove(&by("a", 1)), Some(1));
+        assert!(cache.is_empty());
+        // `Borrow` callers compile as before.
+        assert_eq!(cache.get(&route("a", 1)), None);
+    }
+}
+
+#[test]
+fn iter_yields_each_live_entry_once_and_skips_expired_ones() {
+    for bounded in [false, true] {
+        let clock = ManualClock::new();
+        let (builder, log) = logged::<u32, String>(&clock, bounded);
+        let cache = builder.build();
+        assert_eq!(cache.iter().count(), 0, "no shard allocated yet");
+        for key in 0..100 {
+            if key % 3 == 0 {
+                cache.insert_with_ttl(key, key.to_string(), SECOND);
+            } else {
+                cache.insert(key, key.to_string());
+            }
+        }
+        clock.advance(2 * SECOND);
+        let mut seen: Vec<(u32, String)> = cache.iter().collect();
+        seen.sort();
+        let live: Vec<(u32, String)> = (0..100)
+            .filter(|key| key % 3 != 0)
+            .map(|key| (key, key.to_string()))
+            .collect();
+        assert_eq!(seen, live, "bounded: {bounded}");
+        assert_eq!(cache.len(), 100, "iter removes nothing");
+        assert!(drain(&log).is_empty());
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses), (0, 0), "iter is no lookup");
+    }
+}
+
+#[test]
+fn retain_removes_rejected_and_expired_entries_with_their_causes() {
+    for bounded in [false, true] {
+        let clock = ManualClock::new();
+        let (builder, log) = logged::<u32, u32>(&clock, bounded);
+        let cache = builder.build();
+        for key in 0..100 {
+            if key % 10 == 0 {
+                cache.insert_with_ttl(key, key, SECOND);
+            } else {
+                cache.insert(key, key);
+            }
+        }
+        clock.advance(2 * SECOND);
+        let mut asked = Vec::new();
+        cache.retain(|&key, &value| {
+            asked.push(key);
+            assert_eq!(key, value);
+            key % 2 == 1
+        });
+        asked.sort_unstable();
+        let live: Vec<u32> = (0..100).filter(|key| key % 10 != 0).collect();
+        assert_eq!(
+            asked, live,
+            "keep sees each live entry once, no expired one"
+        );
+        let expected: Vec<(u32, u32, RemovalCause)> = (0..100)
+            .filter(|key| key % 2 == 0)
+            .map(|key| {
+                let cause = if key % 10 == 0 {
+                    RemovalCause::Expired
+                } else {
+                    RemovalCause::Removed
+                };
+                (key, key, cause)
+            })
+            .collect();
+        assert_eq!(drain(&log), expected, "bounded: {bounded}");
+        assert_eq!(cache.len(), 50);
+        assert_eq!(cache.weighted_size(), 50);
+        let stats = cache.stats();
+        assert_eq!((stats.removals, stats.expirations), (40, 10));
+        for key in 0..100 {
+            assert_eq!(cache.get(&key), (key % 2 == 1).then_some(key));
+        }
+        // Emptied, the cache takes new entries as before.
+        cache.retain(|_, _| false);
+        assert!(cache.is_empty());
+        cache.insert(7, 7);
+        assert_eq!(cache.get(&7), Some(7));
+    }
+}
+
+#[test]
+fn remove_if_removes_a_live_value_only_when_asked() {
+    for bounded in [false, true] {
+        let clock = ManualClock::new();
+        let (builder, log) = logged::<u32, u32>(&clock, bounded);
+        let cache = builder.build();
+        cache.insert(1, 10);
+        cache.insert_with_ttl(2, 20, SECOND);
+        assert_eq!(cache.remove_if(&1, |v| *v == 11), None);
+        assert_eq!(cache.get(&1), Some(10), "a false predicate keeps it");
+        assert_eq!(
+            cache.remove_if(&3, |_| panic!("asked about a missing key")),
+            None
+        );
+        assert_eq!(
+            cache.remove_if(&2, |v| *v == 20),
+            Some(20),
+            "live, with a TTL"
+        );
+        cache.insert_with_ttl(2, 21, SECOND);
+        clock.advance(2 * SECOND);
+        assert_eq!(
+            cache.remove_if(&2, |_| panic!("asked about an expired entry")),
+            None
+        );
+        assert_eq!(cache.remove_if(&1, |v| *v == 10), Some(10));
+        assert!(cache.is_empty(), "the expired entry left too");
+        assert_eq!(
+            drain(&log),
+            vec![
+                (1, 10, RemovalCause::Removed),
+                (2, 20, RemovalCause::Removed),
+                (2, 21, RemovalCause::Expired)
+            ]
+        );
+        let stats = cache.stats();
+        assert_eq!((stats.removals, stats.expirations), (2, 1));
+    }
+}
+
+#[test]
+fn iter_misses_no_entry_present_throughout_concurrent_writes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let rounds = if cfg!(miri) { 2 } else { 50 };
+    let stable: u64 = if cfg!(miri) { 50 } else { 2000 };
+    for bounded in [false, true] {
+        let mut builder = Cache::builder().shards(8);
+        if bounded {
+            builder = builder.max_capacity(1 << 20);
+        }
+        let cache: Arc<Cache<u64, u64>> = Arc::new(builder.build());
+        for key in 0..stable {
+            cache.insert(key, key);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..2)
+            .map(|t| {
+                let (cache, stop) = (Arc::clone(&cache), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        // Churn keys next to the stable ones, in every shard.
+                        let key = stable + t * 1_000_000 + i % 500;
+                        if i % 1000 < 500 {
+                            cache.insert(key, key);
+                        } else {
+                            cache.remove(&key);
+                        }
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..rounds {
+            let mut seen: Vec<u64> = cache
+                .iter()
+                .map(|(key, value)| {
+                    assert_eq!(key, value);
+                    key
+                })
+                .collect();
+            seen.sort_unstable();
+            let count = seen.len();
+            seen.dedup();
+            assert_eq!(seen.len(), count, "an entry was seen twice");
+            let found = seen.iter().filter(|&&key| key < stable).count();
+            assert_eq!(found as u64, stable, "a stable entry was missed");
+        }
+        stop.store(true, Ordering::Relaxed);
+        for writer in writers {
+            writer.join().unwrap();
+        }
+    }
 }

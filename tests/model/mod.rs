@@ -162,42 +162,69 @@ pub enum Op {
     /// `try_get_or_insert_with(key, || Err(..))`: the live value (`init`
     /// must not run), else the error, and nothing stored.
     TryGetOrInsertWithErr(Key),
+    /// `remove_if(key, |v| v % 2 == odd)`.
+    RemoveIf {
+        key: Key,
+        odd: bool,
+    },
+    /// `retain(|k, _| keep & (1 << k) != 0)`: bit `k` keeps key `k`.
+    Retain {
+        keep: u8,
+    },
+    /// `set_max_capacity(n % 33)` on a bounded cache; nothing on others.
+    SetMaxCapacity(u8),
 }
 
 /// `Op` as the derive decoded it when it had its first ten variants, so
 /// that every committed seed (and every corpus a fuzzer grew) keeps its
-/// meaning: the derive picks variant `(code * 10) >> 32` of a `u32` code;
-/// this reads `(code * 20) >> 32`, which is twice that or one more. The
-/// even half (the lower half of each variant's range, where every seed's
-/// code lies: the seeds use the first code of each range) keeps its old
-/// meaning; so does the odd half, except that the upper half of `Get`'s
-/// range is `GetOrInsertWith` and of `ContainsKey`'s range
-/// `TryGetOrInsertWithErr`. Fields follow the code, as in the derive.
+/// meaning. The derive picked variant `(code * 10) >> 32` of a `u32` code;
+/// this reads `(code * 40) >> 32`, which is four times that, or one, two
+/// or three more. Each old variant's range is thus cut in quarters. The
+/// lower half of every range (where every seed's code lies: the seeds use
+/// the first code of each range) keeps its old meaning, and so does the
+/// upper half but for these quarters, each a newer op's:
+///
+/// - the upper half of `Get` is `GetOrInsertWith`, of `ContainsKey`
+///   `TryGetOrInsertWithErr` (the loading ops: 5 and 7 when this read
+///   `(code * 20) >> 32`, now 10-11 and 14-15);
+/// - the last quarter of `Remove` is `RemoveIf`, of `RemoveExpired`
+///   `Retain`, of `Clear` `SetMaxCapacity`.
+///
+/// The last quarters of `Insert`, `InsertWithTtl`, `Len` and `IsEmpty`
+/// are free for the next ops. Fields follow the code, as in the derive.
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
         let code = u64::from(u32::arbitrary(u)?);
-        Ok(match (code * 20) >> 32 {
-            0 | 1 => Op::Insert {
+        Ok(match (code * 40) >> 32 {
+            0..=3 => Op::Insert {
                 key: u.arbitrary()?,
                 value: u.arbitrary()?,
             },
-            2 | 3 => Op::InsertWithTtl {
+            4..=7 => Op::InsertWithTtl {
                 key: u.arbitrary()?,
                 value: u.arbitrary()?,
                 ttl: u.arbitrary()?,
             },
-            4 => Op::Get(u.arbitrary()?),
-            5 => Op::GetOrInsertWith {
+            8 | 9 => Op::Get(u.arbitrary()?),
+            10 | 11 => Op::GetOrInsertWith {
                 key: u.arbitrary()?,
                 value: u.arbitrary()?,
             },
-            6 => Op::ContainsKey(u.arbitrary()?),
-            7 => Op::TryGetOrInsertWithErr(u.arbitrary()?),
-            8 | 9 => Op::Remove(u.arbitrary()?),
-            10 | 11 => Op::RemoveExpired,
-            12 | 13 => Op::Clear,
-            14 | 15 => Op::Len,
-            16 | 17 => Op::IsEmpty,
+            12 | 13 => Op::ContainsKey(u.arbitrary()?),
+            14 | 15 => Op::TryGetOrInsertWithErr(u.arbitrary()?),
+            16..=18 => Op::Remove(u.arbitrary()?),
+            19 => Op::RemoveIf {
+                key: u.arbitrary()?,
+                odd: u.arbitrary()?,
+            },
+            20..=22 => Op::RemoveExpired,
+            23 => Op::Retain {
+                keep: u.arbitrary()?,
+            },
+            24..=26 => Op::Clear,
+            27 => Op::SetMaxCapacity(u.arbitrary()?),
+            28..=31 => Op::Len,
+            32..=35 => Op::IsEmpty,
             _ => Op::Advance(u.arbitrary()?),
         })
     }
@@ -349,6 +376,37 @@ impl Model {
         live.then_some(value)
     }
 
+    /// `remove_if`: an expired entry is removed (told `Expired`) without
+    /// asking `pred`; a live one only if `pred` holds.
+    pub fn remove_if(&mut self, key: u8, pred: impl FnOnce(Value) -> bool) -> Option<Value> {
+        let (value, deadline) = *self.entries.get(&key)?;
+        if self.is_live(deadline) && !pred(value) {
+            return None;
+        }
+        self.remove(key)
+    }
+
+    /// `retain`: removes the expired entries (`Expired`) and the live ones
+    /// `keep` rejects (`Removed`); returns how many of each.
+    pub fn retain(&mut self, keep: impl Fn(u8) -> bool) -> (u64, u64) {
+        let (now, told) = (self.now, &mut self.told);
+        let (mut removed, mut expired) = (0, 0);
+        self.entries.retain(|&key, &mut (value, deadline)| {
+            let cause = if !live_at(now, deadline) {
+                expired += 1;
+                RemovalCause::Expired
+            } else if !keep(key) {
+                removed += 1;
+                RemovalCause::Removed
+            } else {
+                return true;
+            };
+            told.push((key, value, cause));
+            false
+        });
+        (removed, expired)
+    }
+
     pub fn remove_expired(&mut self) -> usize {
         let before = self.entries.len();
         let now = self.now;
@@ -431,6 +489,10 @@ pub trait ModelApi<V>: CacheApi<u8, V> {
         key: u8,
         init: impl FnOnce() -> Result<V, &'static str>,
     ) -> Result<V, &'static str>;
+    /// `remove_if` and `retain`, or `None` where `C` has neither (the
+    /// baseline): the check then skips those ops.
+    fn remove_if(&self, key: u8, pred: impl FnOnce(&V) -> bool) -> Option<Option<V>>;
+    fn retain(&self, keep: impl FnMut(&u8, &V) -> bool) -> Option<()>;
 }
 
 impl<V: Clone + Send + Sync + 'static> ModelApi<V> for Cache<u8, V> {
@@ -443,6 +505,13 @@ impl<V: Clone + Send + Sync + 'static> ModelApi<V> for Cache<u8, V> {
         init: impl FnOnce() -> Result<V, &'static str>,
     ) -> Result<V, &'static str> {
         Cache::try_get_or_insert_with(self, key, init)
+    }
+    fn remove_if(&self, key: u8, pred: impl FnOnce(&V) -> bool) -> Option<Option<V>> {
+        Some(Cache::remove_if(self, &key, pred))
+    }
+    fn retain(&self, keep: impl FnMut(&u8, &V) -> bool) -> Option<()> {
+        Cache::retain(self, keep);
+        Some(())
     }
 }
 
@@ -470,6 +539,12 @@ impl<V: Clone + Send + Sync + 'static> ModelApi<V> for SingleLockCache<u8, V> {
                 Ok(value)
             }
         }
+    }
+    fn remove_if(&self, _key: u8, _pred: impl FnOnce(&V) -> bool) -> Option<Option<V>> {
+        None
+    }
+    fn retain(&self, _keep: impl FnMut(&u8, &V) -> bool) -> Option<()> {
+        None
     }
 }
 
@@ -639,6 +714,21 @@ pub fn check<C: ModelApi<Value>>(input: &Input) {
                     at()
                 );
             }
+            Op::RemoveIf { key, odd } => {
+                let pred = |v: Value| v % 2 == u16::from(odd);
+                if let Some(got) = cache.remove_if(key.0, |v| pred(*v)) {
+                    let want = model.remove_if(key.0, pred);
+                    assert_eq!(got, want, "remove_if differs: {}", at());
+                }
+            }
+            Op::Retain { keep } => {
+                let kept = |k: u8| keep & (1 << k) != 0;
+                if cache.retain(|&k, _| kept(k)).is_some() {
+                    model.retain(kept);
+                }
+            }
+            // Unbounded: no capacity to set.
+            Op::SetMaxCapacity(_) => {}
         }
         check_told(&mut model, &at);
     }
@@ -736,6 +826,7 @@ pub const BOUNDED_HEADER_BYTES: usize = 6;
 pub trait BoundedApi: ModelApi<Tracked> {
     fn weighted_size(&self) -> u64;
     fn max_capacity(&self) -> Option<u64>;
+    fn set_max_capacity(&self, max: u64);
 }
 
 impl BoundedApi for Cache<u8, Tracked> {
@@ -744,6 +835,9 @@ impl BoundedApi for Cache<u8, Tracked> {
     }
     fn max_capacity(&self) -> Option<u64> {
         Cache::max_capacity(self)
+    }
+    fn set_max_capacity(&self, max: u64) {
+        Cache::set_max_capacity(self, max)
     }
 }
 
@@ -1141,6 +1235,60 @@ impl<C: BoundedApi> BoundedRun<C> {
                 self.cache.clear();
                 self.model.clear();
             }
+            Op::RemoveIf { key, odd } => {
+                let pred = |v: Value| v % 2 == u16::from(odd);
+                let held = self.model.entry(key.0).is_some();
+                let want = self
+                    .model
+                    .remove_if(key.0, pred)
+                    .map(|v| (v, self.serial(key.0)));
+                let gone = held && self.model.entry(key.0).is_none();
+                let got = self.cache.remove_if(key.0, |t| pred(t.value));
+                let got = got
+                    .expect("Cache has remove_if")
+                    .map(|t| (t.value, t.serial));
+                assert_eq!(got, want, "remove_if (value, serial) differs: {}", at());
+                match (gone, want.is_some()) {
+                    (true, true) => self.stats.removals += 1,
+                    (true, false) => self.stats.expirations += 1,
+                    (false, _) => {}
+                }
+            }
+            Op::Retain { keep } => {
+                let kept = |k: u8| keep & (1 << k) != 0;
+                let (removed, expired) = self.model.retain(kept);
+                let asked = self.cache.retain(|&k, _| kept(k));
+                asked.expect("Cache has retain");
+                self.stats.removals += removed;
+                self.stats.expirations += expired;
+            }
+            Op::SetMaxCapacity(n) => {
+                if self.bound.is_some() || self.weights != Weights::Unit {
+                    let max = u64::from(n % 33);
+                    self.cache.set_max_capacity(max);
+                    self.bound = Some(max);
+                    assert_eq!(self.cache.max_capacity(), Some(max), "{}", at());
+                    let expired: Vec<u8> = self
+                        .model
+                        .entries()
+                        .filter(|&(_, _, deadline)| !self.model.live(deadline))
+                        .map(|(key, _, _)| key)
+                        .collect();
+                    let stored = self
+                        .registry
+                        .stored()
+                        .unwrap_or_else(|e| panic!("{e}: {}", at()));
+                    let left = self.learn_evictions(&stored, &expired);
+                    if self.shards == 1 && !left.is_empty() {
+                        let heaviest = left.iter().map(|&(_, w)| w).max().unwrap_or(0);
+                        assert!(
+                            self.weight() + heaviest > max,
+                            "set_max_capacity evicted more than needed (left: {left:?}): {}",
+                            at()
+                        );
+                    }
+                }
+            }
             Op::Len => {}
             Op::IsEmpty => {
                 let want = self.model.is_empty();
@@ -1250,24 +1398,12 @@ impl<C: BoundedApi> BoundedRun<C> {
         }
         // What left: the new entry if it was not stored, and every other
         // entry the insert evicted.
-        let left: Vec<(u8, u64)> = self
-            .model
-            .entries()
-            .filter(|(k, _, _)| !stored.contains_key(k))
-            .map(|(k, v, _)| (k, u64::from(self.weights.of(v))))
+        let expired: Vec<u8> = before
+            .iter()
+            .filter(|&(&k, &(_, d))| k != key && !self.model.live(d))
+            .map(|(&k, _)| k)
             .collect();
-        for &(k, _) in &left {
-            let expired = k != key && before.get(&k).is_some_and(|&(_, d)| !self.model.live(d));
-            let cause = if expired {
-                self.stats.expirations += 1;
-                RemovalCause::Expired
-            } else {
-                self.stats.evictions += 1;
-                RemovalCause::Evicted
-            };
-            self.want_told.push((k, self.serial(k), cause));
-            self.model.evict(k);
-        }
+        let left = self.learn_evictions(&stored, &expired);
 
         let stays = stored.contains_key(&key);
         let only_itself = left.iter().all(|&(k, _)| k == key);
@@ -1308,6 +1444,31 @@ impl<C: BoundedApi> BoundedRun<C> {
                 );
             }
         }
+    }
+
+    /// Learns from the registry's `stored` what an insert or
+    /// `set_max_capacity` pushed out: every entry of the model the cache no
+    /// longer holds, counted and told as `Expired` if its key is in
+    /// `expired`, else `Evicted`. Returns each with its weight.
+    fn learn_evictions(&mut self, stored: &BTreeMap<u8, u32>, expired: &[u8]) -> Vec<(u8, u64)> {
+        let left: Vec<(u8, u64)> = self
+            .model
+            .entries()
+            .filter(|(k, _, _)| !stored.contains_key(k))
+            .map(|(k, v, _)| (k, u64::from(self.weights.of(v))))
+            .collect();
+        for &(k, _) in &left {
+            let cause = if expired.contains(&k) {
+                self.stats.expirations += 1;
+                RemovalCause::Expired
+            } else {
+                self.stats.evictions += 1;
+                RemovalCause::Evicted
+            };
+            self.want_told.push((k, self.serial(k), cause));
+            self.model.evict(k);
+        }
+        left
     }
 
     /// The removal listener's part of the checks after every op. First,

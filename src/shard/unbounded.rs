@@ -1,24 +1,22 @@
-//! One shard's tables and its expiry logic, written single-threaded.
+//! The shard of a cache without a capacity: its tables and its expiry
+//! logic, written single-threaded.
 //!
-//! A [`Shard`] knows nothing about locks or threads: the cache wraps each one
-//! in a lock and calls these methods with the key's hash, computed once by the
-//! caller. Every method that removes or replaces something hands it back, so
-//! the caller can drop user values after releasing the lock.
-//!
-//! A shard keeps two tables: `lasting` for entries that never expire, stored
+//! An [`UnboundedShard`] keeps two tables: `lasting` for entries that never expire, stored
 //! as bare `(key, value)` pairs, and `expiring` for entries with a deadline.
 //! A key is in at most one of them. A cache that never uses a TTL thus pays
 //! nothing for expiry: no deadline in its entries (a `u64 -> u64` entry is
 //! 16 bytes, not 24), no clock read, and a lookup that probes one table.
 
-use std::borrow::Borrow;
-use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 
+use super::sizing::{shrink, shrink_empty, sparse, table_room, table_with_capacity};
+use super::{kept, Lookup, Meta, Removed, Replaced, Shard, WriteCounts};
 use crate::clock::{is_expired, NEVER};
+use crate::listener::{Departures, Panic, RemovalCause};
 use crate::loading::Loading;
+use crate::Equivalent;
 
 /// An entry with a deadline (never [`NEVER`]).
 #[derive(Debug)]
@@ -34,146 +32,39 @@ impl<K, V> From<Entry<K, V>> for (K, V) {
     }
 }
 
-/// What a lookup found.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Lookup<T> {
-    Live(T),
-    Expired,
-    Missing,
+/// Everything [`UnboundedShard::take_all`] took out, to be dropped after
+/// unlocking.
+#[derive(Debug, Default)]
+pub(crate) struct Taken<K, V> {
+    lasting: HashTable<(K, V)>,
+    expiring: HashTable<Entry<K, V>>,
 }
 
-/// What [`Shard::remove`] took out. Both variants carry the value so it is
-/// dropped outside the lock.
-#[derive(Debug)]
-pub(crate) enum Removed<K, V> {
-    Live(K, V),
-    Expired(K, V),
-}
+impl<K, V> IntoIterator for Taken<K, V> {
+    type Item = (K, V);
+    type IntoIter = std::iter::Chain<
+        hashbrown::hash_table::IntoIter<(K, V)>,
+        std::iter::Map<hashbrown::hash_table::IntoIter<Entry<K, V>>, fn(Entry<K, V>) -> (K, V)>,
+    >;
 
-/// Everything [`Shard::take_all`] took out, to be dropped after unlocking.
-pub(crate) type Taken<K, V> = (HashTable<(K, V)>, HashTable<Entry<K, V>>);
-
-/// Counters kept under the shard's write lock.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct WriteCounts {
-    pub(crate) inserts: u64,
-    pub(crate) removals: u64,
-    pub(crate) expirations: u64,
-    pub(crate) evictions: u64,
-}
-
-/// An empty table with room for `capacity` entries. Panics with a clear
-/// message, rather than aborting the process, when the room cannot be
-/// allocated (an `initial_capacity` of `1 << 40`, say).
-pub(crate) fn table_with_capacity<T>(capacity: usize) -> HashTable<T> {
-    let mut table = HashTable::new();
-    // The table is empty: nothing is rehashed, so the hasher is never called.
-    if let Err(error) = table.try_reserve(capacity, |_: &T| 0) {
-        too_large(capacity, &error);
+    fn into_iter(self) -> Self::IntoIter {
+        let pair: fn(Entry<K, V>) -> (K, V) = Into::into;
+        self.lasting
+            .into_iter()
+            .chain(self.expiring.into_iter().map(pair))
     }
-    table
-}
-
-/// Tables (and slabs) with room for at most this many entries never
-/// shrink, so that a shard holding a handful of entries does not free and
-/// reallocate as they come and go.
-pub(crate) const MIN_SHRINK: usize = 32;
-
-/// Whether room for `capacity` entries, holding `len`, should shrink: it is
-/// below a quarter full, and above both [`MIN_SHRINK`] and `keep` (the room
-/// the user asked for with `initial_capacity`).
-#[inline]
-pub(crate) fn sparse(len: usize, capacity: usize, keep: usize) -> bool {
-    len < capacity / 4 && capacity > keep.max(MIN_SHRINK)
-}
-
-/// The room a sparse table of `len` entries shrinks to: 1.5 `len`, never
-/// below `keep`. A hash table rounds it up to a power of two buckets, 7/8
-/// of them usable, so it lands between a third and two thirds full: at
-/// least a quarter of its entries must go before it shrinks again, and it
-/// grows again (at 7/8) only after about a third more come in. Each shrink
-/// moves `len` entries after at least `len / 3` removals, so removals stay
-/// amortized O(1), and an insert/remove mix at either threshold never
-/// reallocates back and forth.
-#[inline]
-pub(crate) fn shrunk(len: usize, keep: usize) -> usize {
-    (len + len / 2).max(keep)
-}
-
-/// The room to keep, as stored in a shard: `u32` keeps the shard's lock
-/// slot within one 128-byte line. Room past `u32::MAX` saturates, and
-/// [`unpack_room`] reads that as "never shrink".
-pub(crate) fn pack_room(room: usize) -> u32 {
-    u32::try_from(room).unwrap_or(u32::MAX)
-}
-
-/// The room a [`pack_room`] value stands for.
-#[inline]
-pub(crate) fn unpack_room(keep: u32) -> usize {
-    if keep == u32::MAX {
-        usize::MAX
-    } else {
-        keep as usize
-    }
-}
-
-/// The entries `table`'s allocation has room for. Not
-/// `HashTable::capacity`, which counts only the slots still free of
-/// tombstones and so moves as entries come and go: this is 7/8 of the
-/// buckets (all but one below 8), as hashbrown sizes them.
-#[inline]
-pub(crate) fn table_room<T>(table: &HashTable<T>) -> usize {
-    let buckets = table.num_buckets();
-    if buckets < 8 {
-        buckets - 1
-    } else {
-        buckets / 8 * 7
-    }
-}
-
-/// Shrinks `table` to room for [`shrunk`]`(len, keep)` entries. `hash`
-/// runs the user's `Hash` on every entry: hashbrown moves them into a new
-/// allocation and frees the old one only once all are moved, so if `hash`
-/// panics the table is left exactly as it was (the new allocation is freed,
-/// no entry is dropped). Kept out of line: it runs once per many removals.
-#[cold]
-#[inline(never)]
-pub(crate) fn shrink<T>(
-    table: &mut HashTable<T>,
-    len: usize,
-    keep: usize,
-    hash: impl Fn(&T) -> u64,
-) {
-    table.shrink_to(shrunk(len, keep), hash);
-}
-
-/// Shrinks `table`, which holds no entry, to room for `keep` entries if it
-/// is sparse. Needs no hasher: an empty table moves nothing.
-pub(crate) fn shrink_empty<T>(table: &mut HashTable<T>, keep: usize) {
-    if table.is_empty() && sparse(0, table_room(table), keep) {
-        table.shrink_to(keep, |_| unreachable!("an empty table rehashes nothing"));
-    }
-}
-
-/// The panic of an `initial_capacity` that cannot be allocated.
-#[cold]
-pub(crate) fn too_large(capacity: usize, error: &dyn fmt::Debug) -> ! {
-    panic!(
-        "shardcache: initial_capacity asks for room for {capacity} entries per shard, \
-         which cannot be allocated ({error:?}); use a smaller initial_capacity"
-    )
 }
 
 /// Two hash tables of entries, addressed by a precomputed hash.
 #[derive(Debug)]
-pub(crate) struct Shard<K, V> {
+pub(crate) struct UnboundedShard<K, V> {
     /// Entries that never expire.
     lasting: HashTable<(K, V)>,
     /// Entries with a deadline.
     expiring: HashTable<Entry<K, V>>,
-    pub(crate) counts: WriteCounts,
+    counts: WriteCounts,
     /// Keys being loaded by `get_or_insert_with`.
-    pub(crate) loading: Loading<K, V>,
+    loading: Loading<K, V>,
 }
 
 /// The room `initial_capacity` gave each table of every shard of a cache: a
@@ -185,13 +76,13 @@ pub(crate) struct Keep {
     expiring: usize,
 }
 
-impl<K, V> Default for Shard<K, V> {
+impl<K, V> Default for UnboundedShard<K, V> {
     fn default() -> Self {
         Self::with_capacity(0, false)
     }
 }
 
-impl<K, V> Shard<K, V> {
+impl<K, V> UnboundedShard<K, V> {
     /// A shard with room for `capacity` entries in the table they will go
     /// to: `expiring` if most entries will have a TTL (the cache has a
     /// default TTL), else `lasting`.
@@ -217,79 +108,9 @@ impl<K, V> Shard<K, V> {
             expiring: table_room(&self.expiring),
         }
     }
-
-    /// Entries stored, expired ones included.
-    pub(crate) fn len(&self) -> usize {
-        self.lasting.len() + self.expiring.len()
-    }
-
-    /// Takes every entry out, leaving empty tables that own no memory.
-    pub(crate) fn take_all(&mut self) -> Taken<K, V> {
-        self.loading.supersede_all();
-        (
-            std::mem::take(&mut self.lasting),
-            std::mem::take(&mut self.expiring),
-        )
-    }
-
-    /// Whether some stored entry has a deadline. When false, no entry can
-    /// be expired and there is no need to read the clock.
-    pub(crate) fn may_expire(&self) -> bool {
-        !self.expiring.is_empty()
-    }
-
-    /// Whether any entry is expired at `now`.
-    pub(crate) fn has_expired(&self, now: u64) -> bool {
-        self.expiring.iter().any(|e| is_expired(e.deadline, now))
-    }
-
-    /// Removes every entry expired at `now` and returns them. A table the
-    /// sweep empties shrinks back to the room `initial_capacity` gave it
-    /// (none by default). The sweep has no hasher (the janitor holds only
-    /// the shards), so a table it leaves sparse but not empty shrinks at
-    /// the shard's next removal, which has one.
-    pub(crate) fn remove_expired(&mut self, now: u64, keep: Keep) -> Vec<(K, V)> {
-        let removed: Vec<_> = self
-            .expiring
-            .extract_if(|e| is_expired(e.deadline, now))
-            .map(Into::into)
-            .collect();
-        self.counts.expirations += removed.len() as u64;
-        shrink_empty(&mut self.expiring, keep.expiring);
-        removed
-    }
 }
 
-impl<K: Hash + Eq, V> Shard<K, V> {
-    /// Finds `key` and applies `read` to its value if it is live.
-    /// `now` is called only if the entry has a deadline.
-    #[inline]
-    pub(crate) fn get<Q, R>(
-        &self,
-        hash: u64,
-        key: &Q,
-        now: impl FnOnce() -> u64,
-        read: impl FnOnce(&V) -> R,
-    ) -> Lookup<R>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        if !self.lasting.is_empty() {
-            if let Some((_, value)) = self.lasting.find(hash, |(k, _)| k.borrow() == key) {
-                return Lookup::Live(read(value));
-            }
-        }
-        if self.expiring.is_empty() {
-            return Lookup::Missing;
-        }
-        match self.expiring.find(hash, |e| e.key.borrow() == key) {
-            None => Lookup::Missing,
-            Some(e) if is_expired(e.deadline, now()) => Lookup::Expired,
-            Some(e) => Lookup::Live(read(&e.value)),
-        }
-    }
-
+impl<K: Hash + Eq, V> UnboundedShard<K, V> {
     /// Inserts or replaces the entry in `pending`. On replace, returns the
     /// key that was not stored and the old value, for the caller to drop
     /// after unlocking.
@@ -301,7 +122,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// taken out of the old one only after its place in the new one is
     /// reserved, so a panic never loses it.
     #[inline]
-    pub(crate) fn insert<S: BuildHasher>(
+    fn put<S: BuildHasher>(
         &mut self,
         hash: u64,
         pending: &mut Option<(K, V)>,
@@ -375,14 +196,13 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         keep: Keep,
     ) -> Option<(K, V)>
     where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
+        Q: Equivalent<K> + ?Sized,
     {
         if self.lasting.is_empty() {
             return None;
         }
         self.shrink_lasting(hasher, keep);
-        let found = self.lasting.find_entry(hash, |(k, _)| k.borrow() == key);
+        let found = self.lasting.find_entry(hash, |(k, _)| key.equivalent(k));
         Some(found.ok()?.remove().0)
     }
 
@@ -395,14 +215,13 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         keep: Keep,
     ) -> Option<Entry<K, V>>
     where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
+        Q: Equivalent<K> + ?Sized,
     {
         if self.expiring.is_empty() {
             return None;
         }
         self.shrink_expiring(hasher, keep);
-        let found = self.expiring.find_entry(hash, |e| e.key.borrow() == key);
+        let found = self.expiring.find_entry(hash, |e| key.equivalent(&e.key));
         Some(found.ok()?.remove().0)
     }
 
@@ -427,11 +246,121 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             shrink(&mut self.expiring, len, keep, |e| hasher.hash_one(&e.key));
         }
     }
+}
+
+impl<K, V> Shard<K, V> for UnboundedShard<K, V> {
+    type Out = Replaced<K, V>;
+    type Taken = Taken<K, V>;
+    const WEIGHED: bool = false;
+
+    /// Entries stored, expired ones included.
+    fn len(&self) -> usize {
+        self.lasting.len() + self.expiring.len()
+    }
+
+    /// Takes every entry out, leaving empty tables that own no memory.
+    fn take_all(&mut self) -> Taken<K, V> {
+        self.loading.supersede_all();
+        Taken {
+            lasting: std::mem::take(&mut self.lasting),
+            expiring: std::mem::take(&mut self.expiring),
+        }
+    }
+
+    /// Whether some stored entry has a deadline. When false, no entry can
+    /// be expired and there is no need to read the clock.
+    fn may_expire(&self) -> bool {
+        !self.expiring.is_empty()
+    }
+
+    /// Whether any entry is expired at `now`.
+    fn has_expired(&self, now: u64) -> bool {
+        self.expiring.iter().any(|e| is_expired(e.deadline, now))
+    }
+
+    /// Removes every entry expired at `now` and returns them. A table the
+    /// sweep empties shrinks back to the room `initial_capacity` gave it
+    /// (none by default). The sweep has no hasher (the janitor holds only
+    /// the shards), so a table it leaves sparse but not empty shrinks at
+    /// the shard's next removal, which has one.
+    fn remove_expired(&mut self, now: u64, keep: Keep) -> Vec<(K, V)> {
+        let removed: Vec<_> = self
+            .expiring
+            .extract_if(|e| is_expired(e.deadline, now))
+            .map(Into::into)
+            .collect();
+        self.counts.expirations += removed.len() as u64;
+        shrink_empty(&mut self.expiring, keep.expiring);
+        removed
+    }
+
+    /// Entries are not weighed: the weight is the count.
+    fn weight(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn counts(&self) -> WriteCounts {
+        self.counts
+    }
+
+    fn loading(&self) -> &Loading<K, V> {
+        &self.loading
+    }
+
+    fn loading_mut(&mut self) -> &mut Loading<K, V> {
+        &mut self.loading
+    }
+
+    /// Finds `key` and applies `read` to its value if it is live.
+    /// `now` is called only if the entry has a deadline.
+    #[inline]
+    fn get<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+        read: impl FnOnce(&V) -> R,
+    ) -> Lookup<R>
+    where
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized,
+    {
+        if !self.lasting.is_empty() {
+            if let Some((_, value)) = self.lasting.find(hash, |(k, _)| key.equivalent(k)) {
+                return Lookup::Live(read(value));
+            }
+        }
+        if self.expiring.is_empty() {
+            return Lookup::Missing;
+        }
+        match self.expiring.find(hash, |e| key.equivalent(&e.key)) {
+            None => Lookup::Missing,
+            Some(e) if is_expired(e.deadline, now()) => Lookup::Expired,
+            Some(e) => Lookup::Live(read(&e.value)),
+        }
+    }
+
+    /// Inserts or replaces the entry in `pending` (see the private `put`);
+    /// `meta.weight` and `now` are not used: nothing is evicted.
+    #[inline]
+    fn insert<S: BuildHasher>(
+        &mut self,
+        hash: u64,
+        pending: &mut Option<(K, V)>,
+        meta: Meta,
+        hasher: &S,
+        _now: impl FnOnce() -> u64,
+        out: &mut Replaced<K, V>,
+    ) where
+        K: Hash + Eq,
+    {
+        *out = Replaced(self.put(hash, pending, meta.deadline, hasher));
+    }
 
     /// Removes `key`. An expired entry is removed too, but reported as such.
     /// A table that the removal leaves below a quarter full shrinks first
     /// (see [`sparse`]).
-    pub(crate) fn remove<Q, S: BuildHasher>(
+    fn remove<Q, S: BuildHasher>(
         &mut self,
         hash: u64,
         key: &Q,
@@ -440,8 +369,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         keep: Keep,
     ) -> Option<Removed<K, V>>
     where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized,
     {
         if !self.loading.is_empty() {
             self.loading.supersede(hash, key);
@@ -467,17 +396,17 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// is still present and still expired at `now`. Another thread may have
     /// replaced it with a fresh value since the read lock was released.
     /// Shrinks `expiring` first if the removal would leave it sparse.
-    pub(crate) fn remove_if_expired<Q, S: BuildHasher>(
+    fn remove_if_expired<Q, S: BuildHasher>(
         &mut self,
         hash: u64,
         key: &Q,
         now: u64,
         hasher: &S,
         keep: Keep,
-    ) -> Option<Entry<K, V>>
+    ) -> Option<(K, V)>
     where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized,
     {
         if self.expiring.is_empty() {
             return None;
@@ -485,13 +414,114 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.shrink_expiring(hasher, keep);
         let found = self
             .expiring
-            .find_entry(hash, |e| e.key.borrow() == key)
+            .find_entry(hash, |e| key.equivalent(&e.key))
             .ok()?;
         if !is_expired(found.get().deadline, now) {
             return None;
         }
         self.counts.expirations += 1;
-        Some(found.remove().0)
+        Some(found.remove().0.into())
+    }
+
+    /// Clones every live entry into `out`: all of `lasting`, and the
+    /// entries of `expiring` not expired at `now` (read only if there are
+    /// any).
+    fn collect_live(&self, now: impl FnOnce() -> u64, out: &mut Vec<(K, V)>)
+    where
+        K: Clone,
+        V: Clone,
+    {
+        out.reserve(self.len());
+        let pair = |k: &K, v: &V| (k.clone(), v.clone());
+        out.extend(self.lasting.iter().map(|(k, v)| pair(k, v)));
+        if !self.expiring.is_empty() {
+            let now = now();
+            let live = self
+                .expiring
+                .iter()
+                .filter(|e| !is_expired(e.deadline, now));
+            out.extend(live.map(|e| pair(&e.key, &e.value)));
+        }
+    }
+
+    /// Removes expired entries and those `keep` rejects (see the trait).
+    /// A table left empty gives its memory back, as after a sweep.
+    fn retain(
+        &mut self,
+        now: impl FnOnce() -> u64,
+        mut keep: impl FnMut(&K, &V) -> bool,
+        room: Keep,
+        out: &mut Departures<K, V>,
+    ) -> Option<Panic> {
+        let mut panic = None;
+        let judge = &mut |k: &K, v: &V| kept(&mut keep, &mut panic, k, v);
+        for (key, value) in self.lasting.extract_if(|(k, v)| !judge(k, v)) {
+            self.counts.removals += 1;
+            out.push(key, value, RemovalCause::Removed);
+        }
+        if !self.expiring.is_empty() {
+            let now = now();
+            let gone =
+                |e: &mut Entry<K, V>| is_expired(e.deadline, now) || !judge(&e.key, &e.value);
+            for entry in self.expiring.extract_if(gone) {
+                let cause = if is_expired(entry.deadline, now) {
+                    self.counts.expirations += 1;
+                    RemovalCause::Expired
+                } else {
+                    self.counts.removals += 1;
+                    RemovalCause::Removed
+                };
+                out.push(entry.key, entry.value, cause);
+            }
+        }
+        shrink_empty(&mut self.lasting, room.lasting);
+        shrink_empty(&mut self.expiring, room.expiring);
+        panic
+    }
+
+    /// Removes `key` if it is expired, or live and `pred` holds for it.
+    fn remove_if<Q, S: BuildHasher>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+        pred: impl FnOnce(&V) -> bool,
+        hasher: &S,
+        keep: Keep,
+    ) -> Option<Removed<K, V>>
+    where
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized,
+    {
+        let lasting = if self.lasting.is_empty() {
+            None
+        } else {
+            self.lasting.find(hash, |(k, _)| key.equivalent(k))
+        };
+        if let Some((_, value)) = lasting {
+            if !pred(value) {
+                return None;
+            }
+            let (key, value) = self.take_lasting(hash, key, hasher, keep)?;
+            self.counts.removals += 1;
+            return Some(Removed::Live(key, value));
+        }
+        if self.expiring.is_empty() {
+            return None;
+        }
+        let entry = self.expiring.find(hash, |e| key.equivalent(&e.key))?;
+        let expired = is_expired(entry.deadline, now());
+        if !expired && !pred(&entry.value) {
+            return None;
+        }
+        let Entry { key, value, .. } = self.take_expiring(hash, key, hasher, keep)?;
+        Some(if expired {
+            self.counts.expirations += 1;
+            Removed::Expired(key, value)
+        } else {
+            self.counts.removals += 1;
+            Removed::Live(key, value)
+        })
     }
 }
 
@@ -507,20 +537,32 @@ mod tests {
         Hasher::default().hash_one(key)
     }
 
-    fn shard() -> Shard<String, u32> {
-        Shard::default()
+    fn shard() -> UnboundedShard<String, u32> {
+        UnboundedShard::default()
     }
 
     fn insert(
-        s: &mut Shard<String, u32>,
+        s: &mut UnboundedShard<String, u32>,
         key: &str,
         value: u32,
         deadline: u64,
     ) -> Option<(String, u32)> {
         let mut pending = Some((key.to_owned(), value));
-        let replaced = s.insert(h(key), &mut pending, deadline, &Hasher::default());
+        let mut out = Replaced::default();
+        let meta = Meta {
+            deadline,
+            weight: 1,
+        };
+        s.insert(
+            h(key),
+            &mut pending,
+            meta,
+            &Hasher::default(),
+            || 0,
+            &mut out,
+        );
         assert!(pending.is_none(), "the entry went in");
-        replaced
+        out.0
     }
 
     #[test]
@@ -598,7 +640,7 @@ mod tests {
         assert_eq!(s.get(h("a"), "a", || 11, |v| *v), Lookup::Live(2));
         assert_eq!(
             s.remove_if_expired(h("a"), "a", 21, &Hasher::default(), Keep::default())
-                .map(|e| e.value),
+                .map(|(_, v)| v),
             Some(2)
         );
         assert!(
@@ -667,9 +709,9 @@ mod tests {
 
     #[test]
     fn capacity_goes_to_the_table_entries_will_use() {
-        let plain: Shard<u8, u8> = Shard::with_capacity(100, false);
+        let plain: UnboundedShard<u8, u8> = UnboundedShard::with_capacity(100, false);
         assert!(plain.lasting.capacity() >= 100 && plain.expiring.capacity() == 0);
-        let ttl: Shard<u8, u8> = Shard::with_capacity(100, true);
+        let ttl: UnboundedShard<u8, u8> = UnboundedShard::with_capacity(100, true);
         assert!(ttl.expiring.capacity() >= 100 && ttl.lasting.capacity() == 0);
     }
 
@@ -677,7 +719,7 @@ mod tests {
     #[cfg_attr(miri, ignore = "Miri would try to allocate the terabyte")]
     #[should_panic(expected = "initial_capacity asks for room for 1099511627776 entries")]
     fn an_impossible_capacity_panics_instead_of_aborting() {
-        let _: Shard<u64, u64> = Shard::with_capacity(1 << 40, false);
+        let _: UnboundedShard<u64, u64> = UnboundedShard::with_capacity(1 << 40, false);
     }
 
     #[test]
@@ -685,8 +727,9 @@ mod tests {
         let mut s = shard();
         insert(&mut s, "a", 1, NEVER);
         insert(&mut s, "b", 2, 10);
-        let (lasting, expiring) = s.take_all();
-        assert_eq!((lasting.len(), expiring.len()), (1, 1));
+        let taken = s.take_all();
+        assert_eq!((taken.lasting.len(), taken.expiring.len()), (1, 1));
+        assert_eq!(taken.into_iter().count(), 2);
         assert_eq!(s.len(), 0);
         assert!(!s.may_expire());
         assert_eq!(s.lasting.capacity() + s.expiring.capacity(), 0);
@@ -711,13 +754,13 @@ mod tests {
         }
     }
 
-    fn fill(s: &mut Shard<String, u32>, keys: std::ops::Range<u32>, deadline: u64) {
+    fn fill(s: &mut UnboundedShard<String, u32>, keys: std::ops::Range<u32>, deadline: u64) {
         for i in keys {
             insert(s, &i.to_string(), i, deadline);
         }
     }
 
-    fn remove(s: &mut Shard<String, u32>, i: u32) -> Option<Removed<String, u32>> {
+    fn remove(s: &mut UnboundedShard<String, u32>, i: u32) -> Option<Removed<String, u32>> {
         let key = i.to_string();
         s.remove(h(&key), &key, || 0, &Hasher::default(), Keep::default())
     }
@@ -776,7 +819,7 @@ mod tests {
         ignore = "thousands of String entries: minutes under Miri; tests/shrink.rs runs the shrinks there"
     )]
     fn tables_keep_the_room_asked_for() {
-        let mut s = Shard::<String, u32>::with_capacity(500, false);
+        let mut s = UnboundedShard::<String, u32>::with_capacity(500, false);
         let (room, keep) = (table_room(&s.lasting), s.room());
         fill(&mut s, 0..5000, NEVER);
         for i in 0..5000 {
@@ -784,7 +827,7 @@ mod tests {
             s.remove(h(&key), &key, || 0, &Hasher::default(), keep);
         }
         assert_eq!(table_room(&s.lasting), room);
-        let mut s = Shard::<String, u32>::with_capacity(500, true);
+        let mut s = UnboundedShard::<String, u32>::with_capacity(500, true);
         let (room, keep) = (table_room(&s.expiring), s.room());
         fill(&mut s, 0..5000, 10);
         s.remove_expired(11, keep);
@@ -803,7 +846,10 @@ mod tests {
     }
 
     /// Counts the capacity changes of `lasting` over `ops`.
-    fn changes(s: &mut Shard<String, u32>, ops: impl IntoIterator<Item = (bool, u32)>) -> usize {
+    fn changes(
+        s: &mut UnboundedShard<String, u32>,
+        ops: impl IntoIterator<Item = (bool, u32)>,
+    ) -> usize {
         let mut room = table_room(&s.lasting);
         let mut changes = 0;
         for (put, i) in ops {
@@ -852,20 +898,21 @@ mod tests {
         // operations: a drain, refills of a quarter, and drains again.
         let mut s = shard();
         let (mut moved, mut ops) = (0, 0);
-        let mut run = |s: &mut Shard<String, u32>, put: bool, keys: std::ops::Range<u32>| {
-            for i in keys {
-                let (len, room) = (s.lasting.len(), table_room(&s.lasting));
-                if put {
-                    insert(s, &i.to_string(), i, NEVER);
-                } else {
-                    remove(s, i);
+        let mut run =
+            |s: &mut UnboundedShard<String, u32>, put: bool, keys: std::ops::Range<u32>| {
+                for i in keys {
+                    let (len, room) = (s.lasting.len(), table_room(&s.lasting));
+                    if put {
+                        insert(s, &i.to_string(), i, NEVER);
+                    } else {
+                        remove(s, i);
+                    }
+                    ops += 1;
+                    if table_room(&s.lasting) != room {
+                        moved += len;
+                    }
                 }
-                ops += 1;
-                if table_room(&s.lasting) != room {
-                    moved += len;
-                }
-            }
-        };
+            };
         run(&mut s, true, 0..4096);
         for round in 0..4 {
             run(&mut s, false, 0..4096 - round * 1024);

@@ -1,7 +1,7 @@
 //! [`Sketch`]: an approximate count of how often each key was used lately,
 //! kept by the write path only.
 //!
-//! The eviction policy (`bounded.rs`) consults it when a key the ghost
+//! The eviction policy (`policy.rs`) consults it when a key the ghost
 //! remembers comes back: the key goes straight to the main queue only if it
 //! has been used more often than the entry it would push out. Reads never
 //! touch the sketch (they would write a shared line on every hit); it learns

@@ -1,6 +1,6 @@
 //! [`Ghost`]: a bounded, approximate memory of hashes recently evicted.
 //!
-//! The eviction policy (`bounded.rs`) asks one question of it: "was this key
+//! The eviction policy (`policy.rs`) asks one question of it: "was this key
 //! evicted not long ago?" A yes sends a returning key straight to the main
 //! queue. The answer may be wrong both ways, and both are cheap: a false
 //! "yes" (two keys sharing a slot and a fingerprint, about 1 in 32 768 per

@@ -1,0 +1,302 @@
+//! The bounded shard's storage: a slab of nodes and the index that finds
+//! them. It knows keys, values and weights; what a policy keeps per entry
+//! is the opaque `L` in each node, and what the policy keeps per shard is
+//! none of its business.
+//!
+//! ```text
+//! table: HashTable<u32>   indices into `nodes`, found by the key's hash
+//! nodes: Vec<Node>        dense: Node { key, value, weight, links: L }
+//! ```
+//!
+//! `nodes` has no holes: removing node `i` moves the last node into `i`
+//! and repoints its table slot ([`Slab::take`]); the caller repoints
+//! whatever else refers to it (the policy's links, the deadlines). Indices
+//! are `u32`, so a shard holds at most `u32::MAX - 1` entries.
+
+use std::hash::{BuildHasher, Hash};
+
+use hashbrown::HashTable;
+
+use crate::shard::sizing::{
+    pack_room, shrink, shrink_empty, shrunk, sparse, table_room, table_with_capacity, too_large,
+    unpack_room,
+};
+use crate::Equivalent;
+
+/// No node: the end of a list, or a node that is gone.
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// An entry, with the policy's state for it.
+pub(crate) struct Node<K, V, L> {
+    pub(crate) key: K,
+    pub(crate) value: V,
+    pub(crate) weight: u32,
+    pub(crate) links: L,
+}
+
+impl<K, V, L> Node<K, V, L> {
+    /// The key and the value, for the caller to drop or hand on.
+    pub(crate) fn into_pair(self) -> (K, V) {
+        (self.key, self.value)
+    }
+}
+
+/// Nodes in a dense slab, found by key through a table of indices.
+pub(crate) struct Slab<K, V, L> {
+    pub(super) table: HashTable<u32>,
+    pub(super) nodes: Vec<Node<K, V, L>>,
+    /// Most entries the shard can hold when every entry weighs 1; growing
+    /// `nodes` stops there.
+    most_entries: usize,
+    /// The room `initial_capacity` gave `table` and `nodes`; a removal
+    /// never shrinks them below it.
+    keep_table: u32,
+    keep_nodes: u32,
+}
+
+/// Everything [`Slab::take_all`] took out.
+pub(crate) type Taken<K, V, L> = (HashTable<u32>, Vec<Node<K, V, L>>);
+
+impl<K, V, L> Slab<K, V, L> {
+    /// An empty slab with room for `reserve` entries, never holding more
+    /// than `most_entries` nodes' room.
+    pub(crate) fn new(reserve: usize, most_entries: usize) -> Self {
+        let reserve = reserve.min(most_entries);
+        let mut nodes = Vec::new();
+        if let Err(error) = nodes.try_reserve_exact(reserve) {
+            too_large(reserve, &error);
+        }
+        let table = table_with_capacity(reserve);
+        Self {
+            keep_table: pack_room(table_room(&table)),
+            keep_nodes: pack_room(nodes.capacity()),
+            table,
+            nodes,
+            most_entries,
+        }
+    }
+
+    /// Changes the most entries the slab grows to (the shard's capacity
+    /// changed).
+    pub(crate) fn set_most_entries(&mut self, most_entries: usize) {
+        self.most_entries = most_entries;
+    }
+
+    /// Entries stored.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Node `i`.
+    #[inline]
+    pub(crate) fn node(&self, i: u32) -> &Node<K, V, L> {
+        &self.nodes[i as usize]
+    }
+
+    /// Node `i`, to change.
+    #[inline]
+    pub(crate) fn node_mut(&mut self, i: u32) -> &mut Node<K, V, L> {
+        &mut self.nodes[i as usize]
+    }
+
+    /// The policy state of node `i`.
+    #[inline]
+    pub(crate) fn links(&self, i: u32) -> &L {
+        &self.nodes[i as usize].links
+    }
+
+    /// The policy state of node `i`, to change.
+    #[inline]
+    pub(crate) fn links_mut(&mut self, i: u32) -> &mut L {
+        &mut self.nodes[i as usize].links
+    }
+
+    /// The policy state of every node, with its index.
+    pub(crate) fn all_links_mut(&mut self) -> impl Iterator<Item = &mut L> {
+        self.nodes.iter_mut().map(|node| &mut node.links)
+    }
+
+    /// The room `initial_capacity` gave the slab, which columns beside it
+    /// (the deadlines) keep too.
+    pub(crate) fn keep_nodes(&self) -> usize {
+        unpack_room(self.keep_nodes)
+    }
+
+    /// Takes every node out, leaving a slab that owns no memory.
+    pub(crate) fn take_all(&mut self) -> Taken<K, V, L> {
+        (
+            std::mem::take(&mut self.table),
+            std::mem::take(&mut self.nodes),
+        )
+    }
+
+    /// Removes the nodes whose `gone` flag is set, keeping the others in
+    /// order at the front, and returns them with each old index's new one
+    /// ([`NIL`] for the removed). Runs no user code: the table drops and
+    /// renumbers its slots by index. The table shrinks only if it is left
+    /// empty (that needs no hasher); the slab if it is sparse.
+    pub(crate) fn compact(&mut self, gone: &[bool]) -> (Vec<Node<K, V, L>>, Vec<u32>) {
+        let mut renumber = vec![NIL; self.nodes.len()];
+        let kept = partition(&mut self.nodes, gone, |i, to| renumber[i] = to as u32);
+        let removed = self.nodes.split_off(kept);
+        self.table.retain(|i| {
+            let to = renumber[*i as usize];
+            *i = to;
+            to != NIL
+        });
+        shrink_empty(&mut self.table, unpack_room(self.keep_table));
+        self.shrink_nodes(kept);
+        (removed, renumber)
+    }
+
+    /// Shrinks `nodes` if `len` entries leave it sparse (see [`sparse`]).
+    /// Moves the nodes without changing their indices.
+    pub(crate) fn shrink_nodes(&mut self, len: usize) {
+        let keep = self.keep_nodes();
+        if sparse(len, self.nodes.capacity(), keep) {
+            self.nodes.shrink_to(shrunk(len, keep));
+        }
+    }
+
+    /// Whether one removal would leave the table or the slab below a
+    /// quarter full.
+    #[inline]
+    pub(crate) fn sparse_after_removal(&self) -> bool {
+        let len = self.nodes.len() - 1;
+        let table = self.table.len().saturating_sub(1);
+        sparse(table, table_room(&self.table), unpack_room(self.keep_table))
+            || sparse(len, self.nodes.capacity(), self.keep_nodes())
+    }
+
+    /// Makes room in `nodes` for one more: doubling, as `Vec` does, but
+    /// never past what the shard can hold, so a full cache of unit weights
+    /// wastes no slot.
+    fn reserve_node(&mut self) {
+        let len = self.nodes.len();
+        if len == self.nodes.capacity() {
+            let room = len.max(4).min(self.most_entries.saturating_sub(len)).max(1);
+            self.nodes.reserve_exact(room);
+        }
+    }
+}
+
+/// Moves the elements of `v` whose `gone` flag is clear to the front, in
+/// order, calling `moved(from, to)` for each; returns how many there are.
+pub(crate) fn partition<T>(
+    v: &mut [T],
+    gone: &[bool],
+    mut moved: impl FnMut(usize, usize),
+) -> usize {
+    let mut kept = 0;
+    for (i, &gone) in gone.iter().enumerate() {
+        if !gone {
+            v.swap(kept, i);
+            moved(i, kept);
+            kept += 1;
+        }
+    }
+    kept
+}
+
+impl<K: Hash, V, L> Slab<K, V, L> {
+    /// The hash of node `i`'s key.
+    #[inline]
+    pub(crate) fn hash_of<S: BuildHasher>(&self, i: u32, hasher: &S) -> u64 {
+        hasher.hash_one(&self.nodes[i as usize].key)
+    }
+}
+
+impl<K: Hash + Eq, V, L> Slab<K, V, L> {
+    /// Index of `key`'s node.
+    #[inline]
+    pub(crate) fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
+    where
+        Q: Equivalent<K> + ?Sized,
+    {
+        let nodes = &self.nodes;
+        self.table
+            .find(hash, |&i| key.equivalent(&nodes[i as usize].key))
+            .copied()
+    }
+
+    /// Makes room for one more node in the table and the slab. Growing the
+    /// table hashes the stored keys: done before anything changes.
+    pub(crate) fn reserve<S: BuildHasher>(&mut self, hasher: &S) {
+        assert!(
+            self.nodes.len() < NIL as usize,
+            "shardcache: a shard cannot hold more than {} entries",
+            NIL - 1
+        );
+        let nodes = &self.nodes;
+        self.table
+            .reserve(1, |&i| hasher.hash_one(&nodes[i as usize].key));
+        self.reserve_node();
+    }
+
+    /// Appends `node`, whose key hashes to `hash`, after a
+    /// [`reserve`](Self::reserve); returns its index.
+    pub(crate) fn push<S: BuildHasher>(
+        &mut self,
+        hash: u64,
+        node: Node<K, V, L>,
+        hasher: &S,
+    ) -> u32 {
+        let i = self.nodes.len() as u32;
+        self.nodes.push(node);
+        let nodes = &self.nodes;
+        self.table
+            .insert_unique(hash, i, |&i| hasher.hash_one(&nodes[i as usize].key));
+        i
+    }
+
+    /// The hash of the key [`take`](Self::take)`(i, ..)` moves into `i`, if
+    /// any: the last node's. Hashed before anything changes.
+    #[inline]
+    pub(crate) fn moved_hash<S: BuildHasher>(&self, i: u32, hasher: &S) -> Option<u64> {
+        let last = (self.nodes.len() - 1) as u32;
+        (i != last).then(|| self.hash_of(last, hasher))
+    }
+
+    /// Removes node `i`, whose key hashes to `hash`, and moves the last
+    /// node into its place, repointing its table slot with `moved_hash`
+    /// (from [`moved_hash`](Self::moved_hash)). Returns the node and the
+    /// index the moved node came from, for the caller to repoint the rest.
+    pub(crate) fn take(
+        &mut self,
+        i: u32,
+        hash: u64,
+        moved_hash: Option<u64>,
+    ) -> (Node<K, V, L>, Option<u32>) {
+        let last = (self.nodes.len() - 1) as u32;
+        if let Ok(slot) = self.table.find_entry(hash, |&j| j == i) {
+            slot.remove();
+        }
+        let node = self.nodes.swap_remove(i as usize);
+        let moved = moved_hash.map(|moved_hash| {
+            if let Some(slot) = self.table.find_mut(moved_hash, |&j| j == last) {
+                *slot = i;
+            }
+            last
+        });
+        (node, moved)
+    }
+
+    /// Before a removal that leaves the slab sparse, shrinks the table and
+    /// then the slab. The table's shrink runs `Hash` on every key; if it
+    /// panics, hashbrown leaves the table as it was, and nothing has been
+    /// taken out yet.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn shrink_before_removal<S: BuildHasher>(&mut self, hasher: &S) {
+        let len = self.table.len().saturating_sub(1);
+        let keep = unpack_room(self.keep_table);
+        if sparse(len, table_room(&self.table), keep) {
+            let nodes = &self.nodes;
+            shrink(&mut self.table, len, keep, |&i| {
+                hasher.hash_one(&nodes[i as usize].key)
+            });
+        }
+        self.shrink_nodes(self.nodes.len() - 1);
+    }
+}
