@@ -40,18 +40,12 @@ pub const DEFAULT_CAPACITIES: [Capacity; 6] = [
     Capacity::Percent(20.0),
 ];
 
-/// Capacities of a trace file: [`DEFAULT_CAPACITIES`] and the sizes the
+/// Capacities a trace file adds to [`DEFAULT_CAPACITIES`]: the sizes the
 /// literature uses on the LIRS traces, 500, 1000 and 2000 entries.
-pub const FILE_CAPACITIES: [Capacity; 9] = [
-    Capacity::Entries(10),
-    Capacity::Entries(30),
-    Capacity::Entries(100),
+pub const FILE_EXTRA_CAPACITIES: [Capacity; 3] = [
     Capacity::Entries(500),
     Capacity::Entries(1000),
     Capacity::Entries(2000),
-    Capacity::Percent(1.0),
-    Capacity::Percent(5.0),
-    Capacity::Percent(20.0),
 ];
 
 impl Capacity {
@@ -390,7 +384,10 @@ pub fn read(path: &Path, options: &ReadOptions) -> Result<Trace, Box<dyn Error>>
         trace_name(path),
         source,
         keys,
-        FILE_CAPACITIES.to_vec(),
+        DEFAULT_CAPACITIES
+            .into_iter()
+            .chain(FILE_EXTRA_CAPACITIES)
+            .collect(),
     ))
 }
 
