@@ -42,7 +42,8 @@ fn shards_per_core(per_core: usize) -> usize {
 }
 
 /// The fewest entries a bounded cache's default shard count leaves each
-/// shard: S3-FIFO's small queue is a tenth of a shard, and a shard much
+/// shard: the policy's small queue and its windows are fractions of a
+/// shard (1% and 3% at first), and a shard much
 /// smaller than this splits the capacity so finely that an unlucky shard
 /// evicts while others have room ([docs/DESIGN.md](https://github.com/shardcache/shardcache/blob/main/docs/DESIGN.md) has the measurements).
 pub(crate) const MIN_SHARD_CAPACITY: u64 = 256;

@@ -27,13 +27,25 @@ pub enum Capacity {
 }
 
 /// The smallest capacity a percentage resolves to.
-pub const MIN_PERCENT_CAPACITY: usize = 100;
+pub const MIN_PERCENT_CAPACITY: usize = 1;
 
-/// Capacities of a trace that brings no list of its own.
-pub const DEFAULT_CAPACITIES: [Capacity; 3] = [
+/// Capacities of a generated trace: tiny caches of 10, 30 and 100 entries,
+/// and 1%, 5% and 20% of its distinct keys.
+pub const DEFAULT_CAPACITIES: [Capacity; 6] = [
+    Capacity::Entries(10),
+    Capacity::Entries(30),
+    Capacity::Entries(100),
     Capacity::Percent(1.0),
     Capacity::Percent(5.0),
     Capacity::Percent(20.0),
+];
+
+/// Capacities a trace file adds to [`DEFAULT_CAPACITIES`]: the sizes the
+/// literature uses on the LIRS traces, 500, 1000 and 2000 entries.
+pub const FILE_EXTRA_CAPACITIES: [Capacity; 3] = [
+    Capacity::Entries(500),
+    Capacity::Entries(1000),
+    Capacity::Entries(2000),
 ];
 
 impl Capacity {
@@ -124,9 +136,15 @@ impl Trace {
         }
     }
 
-    /// The capacities in entries, ascending, without duplicates.
+    /// The capacities in entries, ascending, without duplicates, and
+    /// below the trace's distinct keys: a cache that holds every key misses
+    /// only the first request of each, whatever its policy.
     pub fn resolve_capacities(&self, list: &[Capacity]) -> Vec<usize> {
-        let mut entries: Vec<usize> = list.iter().map(|c| c.resolve(self.distinct)).collect();
+        let mut entries: Vec<usize> = list
+            .iter()
+            .map(|c| c.resolve(self.distinct))
+            .filter(|&n| n < self.distinct)
+            .collect();
         entries.sort_unstable();
         entries.dedup();
         entries
@@ -366,7 +384,10 @@ pub fn read(path: &Path, options: &ReadOptions) -> Result<Trace, Box<dyn Error>>
         trace_name(path),
         source,
         keys,
-        DEFAULT_CAPACITIES.to_vec(),
+        DEFAULT_CAPACITIES
+            .into_iter()
+            .chain(FILE_EXTRA_CAPACITIES)
+            .collect(),
     ))
 }
 
@@ -648,7 +669,8 @@ mod tests {
         assert!(Capacity::parse("0").is_err());
         assert!(Capacity::parse("x%").is_err());
         assert_eq!(Capacity::Percent(5.0).resolve(100_000), 5_000);
-        assert_eq!(Capacity::Percent(1.0).resolve(1_000), MIN_PERCENT_CAPACITY);
+        assert_eq!(Capacity::Percent(1.0).resolve(1_000), 10);
+        assert_eq!(Capacity::Percent(0.01).resolve(1_000), MIN_PERCENT_CAPACITY);
         assert_eq!(Capacity::Entries(7).resolve(1_000), 7);
     }
 

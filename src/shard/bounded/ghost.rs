@@ -13,6 +13,10 @@
 //! evictions but costs about 20 bytes per remembered hash; here a
 //! fingerprint survives `n` later evictions with probability
 //! `(1 - 1/slots)^n`, so recent evictions are remembered and old ones fade.
+//!
+//! The policy also keeps two short ones, a slot per 32 entries each, as
+//! windows over the latest evictions from each queue
+//! ([`fit_slots`](Ghost::fit_slots)): 1/8 byte per entry for both.
 
 /// Fingerprints of evicted hashes; 0 marks an empty slot.
 #[derive(Debug, Default)]
@@ -74,11 +78,22 @@ impl Ghost {
         }
     }
 
+    /// Keeps at least `slots` slots (a power of two, at least 1), with no
+    /// floor: for the policy's short windows, which must forget after about
+    /// `slots` insertions however small the shard is.
+    #[inline]
+    pub(crate) fn fit_slots(&mut self, slots: usize) {
+        let want = slots.max(1).next_power_of_two();
+        if self.slots.len() < want {
+            self.grow(want);
+        }
+    }
+
     /// Doubles the slots until there are `want`, keeping what is remembered.
     #[cold]
     #[inline(never)]
     fn grow(&mut self, want: usize) {
-        let mut len = self.slots.len().max(MIN_SLOTS / 2);
+        let mut len = self.slots.len().max(1);
         while len < want {
             len *= 2;
         }
@@ -152,6 +167,24 @@ mod tests {
         for (&h, &was) in hashes.iter().zip(&before) {
             assert_eq!(g.take(h), was, "hash {h:#x}");
         }
+    }
+
+    #[test]
+    fn a_window_has_no_floor_and_forgets_quickly() {
+        let mut g = Ghost::default();
+        g.fit_slots(3);
+        assert_eq!(g.bytes(), 4 * 2, "rounded up to a power of two, no floor");
+        g.fit_slots(0);
+        assert_eq!(g.bytes(), 4 * 2, "never shrinks");
+        let hashes: Vec<u64> = (0..64u64)
+            .map(|i| (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        for &h in &hashes {
+            g.insert(h);
+        }
+        let kept = hashes.iter().filter(|&&h| g.contains(h)).count();
+        assert!(kept <= 4, "4 slots remember at most 4 hashes, not {kept}");
+        assert!(g.contains(hashes[63]), "the latest is remembered");
     }
 
     #[test]

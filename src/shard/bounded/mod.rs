@@ -8,8 +8,9 @@
 //! slab:    Slab        storage.rs: table of u32 indices + dense Vec<Node>,
 //!                      Node { key, value, weight, links: Links }
 //! policy:  Policy      policy.rs: the queues threaded through the nodes'
-//!                      Links { prev, next, freq, queue }, the ghost
-//!                      (ghost.rs) and the sketch (sketch.rs)
+//!                      Links { prev, next, freq, queue }, the ghost and
+//!                      the two windows that steer the split (ghost.rs),
+//!                      and the sketch (sketch.rs)
 //! expiry:  Deadlines   expiry.rs: one u64 per node, or none while no entry
 //!                      has a TTL; the sweep
 //! ```
@@ -616,6 +617,91 @@ mod tests {
     }
 
     #[test]
+    fn keys_back_soon_after_leaving_small_make_small_longer() {
+        let mut s = shard(320); // small aims at 3; windows of 10 evictions
+        for key in 0..320 {
+            put(&mut s, key, key);
+        }
+        assert_eq!(s.policy.small_target, 3);
+        // Each key comes back 5 inserts after it came in: small (3) has
+        // just evicted it, unread.
+        for key in 1000..1200 {
+            put(&mut s, key, key);
+            put(&mut s, key - 5, key - 5);
+        }
+        // Small grew until those keys were still in it when they came back
+        // (a replacement is no ghost hit): from 3 to at least 5.
+        assert!(
+            s.policy.small_target >= 5,
+            "small aims at {}",
+            s.policy.small_target
+        );
+        assert!((1195..1200).all(|key| s.slab.find(h(key), &key).is_some()));
+        // Never more than half the capacity.
+        for _ in 0..1000 {
+            s.policy.grow_small(1);
+        }
+        assert_eq!(s.policy.small_target, 160);
+        for _ in 0..1000 {
+            s.policy.shrink_small(7);
+        }
+        assert_eq!(s.policy.small_target, 1, "at least one entry");
+    }
+
+    #[test]
+    fn main_gives_way_to_a_longer_small_only_as_its_entries_go_cold() {
+        let mut s = shard(100);
+        for key in 0..100 {
+            put(&mut s, key, key); // 0 to 98 in main, 99 in small
+        }
+        for key in 0..99 {
+            hit(&s, key);
+        }
+        s.policy.small_target = 50;
+        for key in 1000..1010 {
+            put(&mut s, key, key);
+        }
+        // Main's hit entries were passed over, not evicted; each one
+        // passed over made small aim lower again.
+        assert!(
+            (0..99).all(|key| hit(&s, key).is_some()),
+            "a hit entry was evicted"
+        );
+        assert_eq!(s.policy.small_target, 40);
+        // Once they are cold, main does shrink.
+        let mut s = shard(100);
+        for key in 0..100 {
+            put(&mut s, key, key);
+        }
+        s.policy.small_target = 50;
+        assert_eq!(put(&mut s, 1000, 1000), vec![(0, 0)]);
+        assert_eq!(s.policy.small_target, 50);
+    }
+
+    #[test]
+    fn keys_back_soon_after_leaving_main_make_small_shorter() {
+        let mut s = shard(320);
+        for key in 0..320 {
+            put(&mut s, key, key);
+        }
+        s.policy.small_target = 100;
+        // Main (317) is over its target: cold entries leave it, into the
+        // window of main's evictions, and come straight back.
+        for key in 0..20 {
+            assert_eq!(put(&mut s, 1000 + key, 0), vec![(key, key)]);
+        }
+        assert_eq!(s.policy.small_target, 100);
+        for key in 10..20 {
+            put(&mut s, key, key);
+        }
+        assert!(
+            s.policy.small_target < 100,
+            "small aims at {}",
+            s.policy.small_target
+        );
+    }
+
+    #[test]
     fn hits_count_to_two_and_no_further() {
         let mut s = shard(10);
         put(&mut s, 1, 1);
@@ -655,8 +741,9 @@ mod tests {
         }
         hit(&s, 0);
         let out = put_with(&mut s, 0, 90, NEVER, 5, 0);
-        // Main is over its share: it passes over 0 and evicts 1 to 4.
-        assert_eq!(out, vec![(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)]);
+        // Main (0 to 8) is over its share: it passes over 0, which was
+        // hit, so small gives up its cold 9; then main evicts 1 to 3.
+        assert_eq!(out, vec![(0, 0), (9, 9), (1, 1), (2, 2), (3, 3)]);
         assert_eq!(s.weight(), 10);
     }
 

@@ -8,18 +8,33 @@
 //! change.
 //!
 //! S3-FIFO (Yang et al., "FIFO queues are all you need for cache eviction",
-//! SOSP 2023), with quick_cache's proportions and one addition of ours:
+//! SOSP 2023), with the split between its two queues moved as ARC moves
+//! its own (Megiddo and Modha, FAST 2003), and one gate of ours:
 //!
 //! - **A hit** only bumps the entry's frequency, saturating at 2: a relaxed
 //!   load, and a relaxed store while it is below 2, so a hot key settles
-//!   into reads only.
+//!   into reads only. Nothing else is written on the read path: the policy
+//!   learns everything else from what inserts and evictions see.
 //! - **A new key** enters `small`, or `main` while `main` is below its share
 //!   (a cold cache fills `main` first).
-//! - **Eviction** takes from `small` (3% of the capacity) unless `main` is
-//!   over its share: the oldest entry moves to `main` if it was hit since
-//!   it came in, else it is evicted and its hash goes to the ghost. From
-//!   `main` it is CLOCK: the oldest entry goes back to the tail with its
-//!   frequency decremented if it was hit, else it is evicted.
+//! - **Eviction** takes from `small` unless `main` is over its share: the
+//!   oldest entry moves to `main` if it was hit since it came in, else it
+//!   is evicted and its hash goes to the ghost. From `main` it is CLOCK:
+//!   the oldest entry goes back to the tail with its frequency decremented
+//!   if it was hit, else it is evicted.
+//! - **The split adapts.** `small` aims at `small_target`, 1% of the
+//!   capacity at first, between one entry and half the capacity. Two short
+//!   windows (a thirty-second of the capacity each) remember the latest
+//!   evictions from each queue. A new key found in `small`'s window would
+//!   have been hit by a slightly longer `small`: the target grows by the
+//!   key's weight. One found in `main`'s window would have been hit by a
+//!   longer `main`: it shrinks. These are ARC's two ghost lists, cut to
+//!   the evictions a step of the boundary can win back, so a key that only
+//!   comes back long after (a loop) moves nothing. When `small` has grown,
+//!   `main` gives way only as its entries go cold: over its share, its
+//!   oldest entry goes if it was not hit, and if it was, it is passed over
+//!   and the target shrinks again, so a `main` whose every entry is in use
+//!   (a loop or a zigzag it keeps part of) holds on to it.
 //! - **A key the ghost remembers** goes to `main`, as in S3-FIFO, but only
 //!   if the sketch says it was used more often than the entry `main` would
 //!   evict for it; else it enters `small` like any new key. Without this
@@ -54,8 +69,14 @@ pub(super) const MAX_FREQ: u8 = 2;
 /// that cost 3 of 36 trace cells in `docs/HITRATIO.md`. 32 KiB at most.
 const SKETCH_PRESIZE: usize = 1 << 14;
 
-/// `small` holds `1 / SMALL_SHARE` of the capacity (at least 1).
-const SMALL_SHARE: u64 = 33;
+/// `small` starts at `1 / SMALL_SHARE` of the capacity (at least 1), and
+/// never aims above half of it.
+const SMALL_SHARE: u64 = 100;
+
+/// Each of the two windows that steer `small`'s target has a slot per
+/// `WINDOW_SHARE` entries the shard holds, so it remembers about that many
+/// recent evictions.
+const WINDOW_SHARE: usize = 32;
 
 /// Which FIFO a node is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,9 +146,18 @@ pub(crate) struct Policy {
     pub(super) small: List,
     pub(super) main: List,
     pub(super) ghost: Ghost,
+    /// Keys evicted lately from `small`: one coming back says a longer
+    /// `small` would have hit it.
+    recent_small: Ghost,
+    /// Keys evicted lately from `main`: one coming back says a longer
+    /// `main` would have hit it.
+    recent_main: Ghost,
     pub(super) sketch: Sketch,
     capacity: u64,
-    small_capacity: u64,
+    /// The weight `small` aims at; `main` may hold the rest. Moved by
+    /// [`grow_small`](Self::grow_small) and
+    /// [`shrink_small`](Self::shrink_small).
+    pub(super) small_target: u64,
     /// The entries the sketch is sized for from the first insert (0: grow
     /// with the shard, its entry count unknown).
     presize: usize,
@@ -147,9 +177,11 @@ impl Policy {
             small: List::default(),
             main: List::default(),
             ghost: Ghost::default(),
+            recent_small: Ghost::default(),
+            recent_main: Ghost::default(),
             sketch: Sketch::default(),
             capacity,
-            small_capacity: (capacity / SMALL_SHARE).max(1),
+            small_target: (capacity / SMALL_SHARE).max(1),
             presize,
         }
     }
@@ -183,12 +215,31 @@ impl Policy {
         self.small = List::default();
         self.main = List::default();
         self.ghost.clear();
+        self.recent_small.clear();
+        self.recent_main.clear();
         self.sketch.clear();
     }
 
     /// The share of the capacity `main` may hold.
     fn main_capacity(&self) -> u64 {
-        self.capacity - self.small_capacity.min(self.capacity)
+        self.capacity - self.small_target.min(self.capacity)
+    }
+
+    /// A key evicted lately from `small` came back: `small` aims `weight`
+    /// higher, up to half the capacity.
+    pub(super) fn grow_small(&mut self, weight: u32) {
+        let most = (self.capacity / 2).max(1);
+        self.small_target = (self.small_target + u64::from(weight).max(1)).min(most);
+    }
+
+    /// A key evicted lately from `main` came back, or `main` met a hit
+    /// entry where it would have shrunk: `small` aims `weight` lower, down
+    /// to 1.
+    pub(super) fn shrink_small(&mut self, weight: u32) {
+        self.small_target = self
+            .small_target
+            .saturating_sub(u64::from(weight).max(1))
+            .max(1);
     }
 
     fn list(&mut self, queue: Queue) -> &mut List {
@@ -211,10 +262,19 @@ impl Policy {
     ) -> Queue {
         let entries = slab.len() + 1;
         self.ghost.fit(entries);
+        // Sized by entries, as the ghost is: weights may be anything.
+        self.recent_small.fit_slots(entries / WINDOW_SHARE);
+        self.recent_main.fit_slots(entries / WINDOW_SHARE);
         self.sketch.fit(entries.max(self.presize));
         self.sketch.add(hash);
+        if self.recent_small.take(hash) {
+            self.grow_small(weight);
+        } else if self.recent_main.take(hash) {
+            self.shrink_small(weight);
+        }
+        let returning = self.ghost.take(hash);
         if self.main.weight + u64::from(weight) <= self.main_capacity()
-            || (self.ghost.take(hash) && self.beats_main_victim(slab, hash, hasher))
+            || (returning && self.beats_main_victim(slab, hash, hasher))
         {
             Queue::Main
         } else {
@@ -318,10 +378,14 @@ impl Policy {
     }
 
     /// An entry with `hash` and `links` was evicted (not expired, not
-    /// removed): one from `small` is remembered by the ghost.
+    /// removed): one from `small` is remembered by the ghost and `small`'s
+    /// window, one from `main` by `main`'s window.
     pub(crate) fn evicted(&mut self, hash: u64, links: &Links) {
         if links.queue == Queue::Small {
             self.ghost.insert(hash);
+            self.recent_small.insert(hash);
+        } else {
+            self.recent_main.insert(hash);
         }
     }
 
@@ -337,8 +401,21 @@ impl Policy {
         let main_capacity = self.main_capacity();
         loop {
             let i = self.small.head;
-            if i == NIL || self.main.weight > main_capacity {
+            if i == NIL {
                 return self.main_victim(slab, expired, hasher);
+            }
+            if self.main.weight > main_capacity {
+                // `main` gives way to a grown `small` only as its entries
+                // go cold: its oldest goes if it was not hit, else it is
+                // passed over once and `small` aims lower again.
+                let head = self.main.head;
+                if expired.as_ref().is_some_and(|expired| expired(head))
+                    || self.pass_over(slab, head, hasher)
+                {
+                    return Some(head);
+                }
+                let weight = slab.node(head).weight;
+                self.shrink_small(weight);
             }
             if let Some(expired) = &expired {
                 // Both heads are met; an expired one goes first.
@@ -375,18 +452,31 @@ impl Policy {
             if i == NIL {
                 return None;
             }
-            if expired.as_ref().is_some_and(|expired| expired(i)) {
+            if expired.as_ref().is_some_and(|expired| expired(i)) || self.pass_over(slab, i, hasher)
+            {
                 return Some(i);
             }
-            let links = slab.links(i);
-            let freq = links.freq.load(Ordering::Relaxed);
-            if freq == 0 {
-                return Some(i);
-            }
-            links.freq.store(freq - 1, Ordering::Relaxed);
-            let hash = slab.hash_of(i, hasher);
-            self.sketch.add(hash);
-            self.requeue(slab, i, Queue::Main);
         }
+    }
+
+    /// One step of CLOCK at `main`'s head `i`: true if it was not hit
+    /// since it was last passed over (the victim); else it loses one
+    /// frequency, counts one use in the sketch and goes to the tail.
+    fn pass_over<K: Hash, V, S: BuildHasher>(
+        &mut self,
+        slab: &mut Nodes<K, V>,
+        i: u32,
+        hasher: &S,
+    ) -> bool {
+        let links = slab.links(i);
+        let freq = links.freq.load(Ordering::Relaxed);
+        if freq == 0 {
+            return true;
+        }
+        links.freq.store(freq - 1, Ordering::Relaxed);
+        let hash = slab.hash_of(i, hasher);
+        self.sketch.add(hash);
+        self.requeue(slab, i, Queue::Main);
+        false
     }
 }
