@@ -193,14 +193,19 @@ impl Policy {
     }
 
     /// Changes the capacity, and what follows from it, as
-    /// [`new`](Self::new) sets them; the caller then evicts down to it.
+    /// [`new`](Self::new) sets them, with `small`'s target at the same
+    /// share of the capacity as before; the caller then evicts down to it.
     /// The ghost and the sketch keep what they learned: they grow with the
     /// entries, and an oversized one only costs memory until the shard is
     /// cleared.
     pub(crate) fn set_capacity(&mut self, capacity: u64, most_entries: usize) {
         let sized = Self::new(capacity, most_entries);
+        // The split keeps its place as a share of the capacity: what the
+        // windows learned about the workload still holds at the new size.
+        let share = self.small_target as f64 / self.capacity.max(1) as f64;
+        let most = (sized.capacity / 2).max(1);
+        self.small_target = ((sized.capacity as f64 * share) as u64).clamp(1, most);
         self.capacity = sized.capacity;
-        self.small_capacity = sized.small_capacity;
         self.presize = sized.presize;
     }
 
