@@ -71,9 +71,12 @@ pub trait Measure<V>: Send + Sync {
 pub enum ProbeOp {
     /// Nothing but generate it: the loop's own cost, to subtract.
     Loop,
-    /// `get` it (every key is present, so every `get` hits).
+    /// `get` it (every key is present, so every `get` hits); for a
+    /// read-through subject, `insert` it if the `get` missed, as the
+    /// throughput runs do.
     Get,
-    /// `insert` it, overwriting the value it has.
+    /// `insert` it, overwriting the value it has (for a read-through
+    /// subject, one key in two is absent, and its insert evicts).
     Insert,
 }
 
@@ -112,7 +115,11 @@ impl<V: Value, M: ConcurrentMap<V>> Measure<V> for M {
             ProbeOp::Get => {
                 for _ in 0..n {
                     let key = next_key(&mut state, keys);
-                    sum = sum.wrapping_add(u64::from(self.get(black_box(key)).is_some()));
+                    let found = self.get(black_box(key));
+                    if M::READ_THROUGH && found.is_none() {
+                        self.insert(key, V::for_key(key));
+                    }
+                    sum = sum.wrapping_add(u64::from(found.is_some()));
                 }
             }
             ProbeOp::Insert => {

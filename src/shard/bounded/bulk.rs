@@ -132,6 +132,6 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
         let most = most_entries(capacity, unit);
         self.policy.set_capacity(capacity, most);
         self.slab.set_most_entries(most);
-        self.make_room(0, hasher, now, out);
+        self.make_room(0, false, hasher, now, out);
     }
 }

@@ -46,6 +46,7 @@ impl Deadlines {
     }
 
     /// Gives node `i` of `len` `deadline`, keeping the count true.
+    #[inline]
     pub(crate) fn set(&mut self, i: u32, deadline: u64, len: usize) {
         if self.deadlines.is_empty() {
             if deadline == NEVER {

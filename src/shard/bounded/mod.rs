@@ -135,14 +135,18 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
     }
 
     /// Evicts until `extra` more weight fits. Reads the clock once, and
-    /// only if some entry can be expired.
+    /// only if some entry can be expired. With `reuse`, the last victim
+    /// (the one whose leaving makes the room) is not taken out but handed
+    /// back, for a new entry to take its slot, if the index has room to
+    /// reindex it without growing.
     fn make_room<S: BuildHasher>(
         &mut self,
         extra: u64,
+        reuse: bool,
         hasher: &S,
         now: impl FnOnce() -> u64,
         out: &mut Departures<K, V>,
-    ) {
+    ) -> Option<Victim> {
         let mut clock = Some(now);
         let mut now = 0;
         while self.policy.weight() + extra > self.policy.capacity() {
@@ -157,21 +161,43 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
             let Some(i) = self.policy.victim(&mut self.slab, expired, hasher) else {
                 break;
             };
-            let expired = at.is_some_and(|at| self.expiry.expired(i, at));
-            let hash = self.slab.hash_of(i, hasher);
-            let node = self.take(i, hash, hasher);
-            let cause = if expired {
-                self.counts.expirations += 1;
-                RemovalCause::Expired
-            } else {
-                self.counts.evictions += 1;
-                self.policy.evicted(hash, &node.links);
-                RemovalCause::Evicted
+            let victim = Victim {
+                i,
+                hash: self.slab.hash_of(i, hasher),
+                expired: at.is_some_and(|at| self.expiry.expired(i, at)),
             };
-            let (key, value) = node.into_pair();
-            out.push(key, value, cause);
+            let left = self.policy.weight() - u64::from(self.slab.node(i).weight);
+            if reuse && left + extra <= self.policy.capacity() && self.slab.can_reindex() {
+                return Some(victim);
+            }
+            let node = self.take(i, victim.hash, hasher);
+            self.depart(node, &victim, out);
         }
+        None
     }
+
+    /// Counts `node`, which left as `victim`, and hands it to `out`.
+    fn depart(&mut self, node: Node<K, V, Links>, victim: &Victim, out: &mut Departures<K, V>) {
+        let cause = if victim.expired {
+            self.counts.expirations += 1;
+            RemovalCause::Expired
+        } else {
+            self.counts.evictions += 1;
+            self.policy.evicted(victim.hash, &node.links);
+            RemovalCause::Evicted
+        };
+        let (key, value) = node.into_pair();
+        out.push(key, value, cause);
+    }
+}
+
+/// The entry eviction chose, before it leaves.
+struct Victim {
+    i: u32,
+    /// Its key's hash.
+    hash: u64,
+    /// Whether it leaves because it expired.
+    expired: bool,
 }
 
 impl<K, V> Shard<K, V> for BoundedShard<K, V> {
@@ -281,26 +307,37 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
             let old_weight = std::mem::replace(&mut node.weight, weight);
             self.policy.reweigh(&node.links, old_weight, weight);
             out.push(key, old, RemovalCause::Replaced);
-            self.make_room(0, hasher, now, out);
+            self.make_room(0, false, hasher, now, out);
             return;
         }
-        self.make_room(u64::from(weight), hasher, now, out);
-        // Grow before changing anything: growing the table hashes the
-        // stored keys.
-        self.slab.reserve(hasher);
-        let queue = self.policy.admit(&mut self.slab, hash, weight, hasher);
-        let Some((key, value)) = pending.take() else {
-            return;
+        let i = match self.make_room(u64::from(weight), true, hasher, now, out) {
+            // The last victim's slot takes the new entry: nothing moves,
+            // nothing is rehashed.
+            Some(victim) => {
+                let Some((key, value)) = pending.take() else {
+                    return;
+                };
+                let node = Node::new(key, value, weight, Links::new());
+                self.policy.unlink(&mut self.slab, victim.i);
+                self.expiry.set(victim.i, deadline, self.slab.len());
+                let old = self.slab.replace(victim.i, victim.hash, hash, node, hasher);
+                self.depart(old, &victim, out);
+                victim.i
+            }
+            None => {
+                // Grow before changing anything: growing the table hashes
+                // the stored keys.
+                self.slab.reserve(hasher);
+                let Some((key, value)) = pending.take() else {
+                    return;
+                };
+                let node = Node::new(key, value, weight, Links::new());
+                let i = self.slab.push(hash, node, hasher);
+                self.expiry.push(deadline, self.slab.len());
+                i
+            }
         };
-        let node = Node {
-            key,
-            value,
-            weight,
-            links: Links::new(),
-        };
-        let i = self.slab.push(hash, node, hasher);
-        self.expiry.push(deadline, self.slab.len());
-        self.policy.link(&mut self.slab, i, queue);
+        self.policy.admit(&mut self.slab, i, hash, hasher);
     }
 
     /// Removes `key`. An expired entry is removed too, but reported as such.

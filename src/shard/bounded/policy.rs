@@ -3,8 +3,8 @@
 //!
 //! It sees the storage only through [`Slab`]: a node's weight, its key's
 //! hash, and the [`Links`] it keeps in each node. Another policy is another
-//! file with the same methods (`admit`, `link`, `unlink`, `moved`,
-//! `victim`, `evicted`, `reweigh`, `renumber`, `hit`), and storage does not
+//! file with the same methods (`admit`, `unlink`, `moved`, `victim`,
+//! `evicted`, `reweigh`, `renumber`, `Links::hit`), and storage does not
 //! change.
 //!
 //! S3-FIFO (Yang et al., "FIFO queues are all you need for cache eviction",
@@ -254,36 +254,43 @@ impl Policy {
         }
     }
 
-    /// Decides the queue of a new entry with `hash` and `weight`, about to
-    /// become node `slab.len()`: counts it in the sketch, and asks the
-    /// ghost. May pass over entries of `main` (to find the victim a
-    /// returning key must beat).
+    /// Admits node `i`, new in the slab (and, unless a `Hash` panicked,
+    /// in its index) but in no queue yet, whose key hashes to `hash`:
+    /// counts it in the sketch, asks the ghost, and links it to the tail of
+    /// its queue. A key the ghost returns waits at the tail of `small`
+    /// while the policy looks for the victim it must beat (which runs
+    /// `Hash`): if that panics, the entry stays there, a new key like any
+    /// other.
     pub(crate) fn admit<K: Hash, V, S: BuildHasher>(
         &mut self,
         slab: &mut Nodes<K, V>,
+        i: u32,
         hash: u64,
-        weight: u32,
         hasher: &S,
-    ) -> Queue {
-        let entries = slab.len() + 1;
+    ) {
+        let entries = slab.len();
         self.ghost.fit(entries);
         // Sized by entries, as the ghost is: weights may be anything.
         self.recent_small.fit_slots(entries / WINDOW_SHARE);
         self.recent_main.fit_slots(entries / WINDOW_SHARE);
         self.sketch.fit(entries.max(self.presize));
         self.sketch.add(hash);
+        let weight = slab.node(i).weight;
         if self.recent_small.take(hash) {
             self.grow_small(weight);
         } else if self.recent_main.take(hash) {
             self.shrink_small(weight);
         }
-        let returning = self.ghost.take(hash);
-        if self.main.weight + u64::from(weight) <= self.main_capacity()
-            || (returning && self.beats_main_victim(slab, hash, hasher))
-        {
-            Queue::Main
+        let weight = slab.node(i).weight;
+        if self.main.weight + u64::from(weight) <= self.main_capacity() {
+            self.link(slab, i, Queue::Main);
+        } else if self.ghost.take(hash) {
+            self.link(slab, i, Queue::Small);
+            if self.beats_main_victim(slab, hash, hasher) {
+                self.requeue(slab, i, Queue::Main);
+            }
         } else {
-            Queue::Small
+            self.link(slab, i, Queue::Small);
         }
     }
 
@@ -297,15 +304,12 @@ impl Policy {
     ) -> bool {
         match self.main_victim(slab, None::<fn(u32) -> bool>, hasher) {
             None => true,
-            Some(victim) => {
-                let victim = slab.hash_of(victim, hasher);
-                self.sketch.estimate(hash) > self.sketch.estimate(victim)
-            }
+            Some(victim) => self.sketch.used_more(hash, || slab.hash_of(victim, hasher)),
         }
     }
 
     /// Appends node `i` (in no list) to the tail of `queue`.
-    pub(crate) fn link<K, V>(&mut self, slab: &mut Nodes<K, V>, i: u32, queue: Queue) {
+    fn link<K, V>(&mut self, slab: &mut Nodes<K, V>, i: u32, queue: Queue) {
         let tail = self.list(queue).tail;
         let node = slab.node_mut(i);
         node.links.queue = queue;

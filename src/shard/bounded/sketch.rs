@@ -84,18 +84,35 @@ impl Sketch {
         self.additions /= 2;
     }
 
+    /// Counter `row` of `hash`.
+    #[inline]
+    fn count(&self, hash: u64, row: usize) -> u64 {
+        let (word, shift) = self.counter(hash, row);
+        (self.words[word] >> shift) & MAX
+    }
+
     /// Uses of `hash` since about the last aging (never fewer).
     pub(crate) fn estimate(&self, hash: u64) -> u64 {
         if self.words.is_empty() {
             return 0;
         }
-        (0..SEEDS.len())
-            .map(|row| {
-                let (word, shift) = self.counter(hash, row);
-                (self.words[word] >> shift) & MAX
-            })
-            .min()
-            .unwrap_or(0)
+        let mut least = MAX;
+        for row in 0..SEEDS.len() {
+            least = least.min(self.count(hash, row));
+        }
+        least
+    }
+
+    /// Whether `estimate(hash) > estimate(other())`, reading `other`'s
+    /// counters only until one is below `hash`'s estimate (the smallest
+    /// decides), and computing `other` only if `hash` was counted at all.
+    pub(crate) fn used_more(&self, hash: u64, other: impl FnOnce() -> u64) -> bool {
+        let least = self.estimate(hash);
+        if least == 0 {
+            return false;
+        }
+        let other = other();
+        (0..SEEDS.len()).any(|row| self.count(other, row) < least)
     }
 
     /// Keeps four counters per entry: doubles while there are fewer. The
@@ -175,6 +192,27 @@ mod tests {
             s.add(7);
         }
         assert_eq!(s.estimate(7), MAX);
+    }
+
+    #[test]
+    fn used_more_agrees_with_the_estimates() {
+        let mut s = Sketch::default();
+        s.fit(64);
+        for (n, h) in hashes(200).enumerate() {
+            for _ in 0..n % 7 {
+                s.add(h);
+            }
+        }
+        let all: Vec<u64> = hashes(200).chain([1, 2, 3]).collect();
+        for &a in all.iter().step_by(3) {
+            for &b in all.iter().step_by(5) {
+                let expected = s.estimate(a) > s.estimate(b);
+                assert_eq!(s.used_more(a, || b), expected, "{a:#x} against {b:#x}");
+            }
+        }
+        let mut fresh = Sketch::default();
+        fresh.fit(64);
+        assert!(!fresh.used_more(1, || unreachable!("not needed: nothing was counted")));
     }
 
     #[test]

@@ -35,6 +35,16 @@ pub(crate) struct Node<K, V, L> {
 }
 
 impl<K, V, L> Node<K, V, L> {
+    /// A node of `key` and `value`, weighing `weight`, with `links`.
+    pub(crate) fn new(key: K, value: V, weight: u32, links: L) -> Self {
+        Self {
+            key,
+            value,
+            weight,
+            links,
+        }
+    }
+
     /// The key and the value, for the caller to drop or hand on.
     pub(crate) fn into_pair(self) -> (K, V) {
         (self.key, self.value)
@@ -169,6 +179,13 @@ impl<K, V, L> Slab<K, V, L> {
             || sparse(len, self.nodes.capacity(), self.keep_nodes())
     }
 
+    /// Whether the index can take one slot more without growing, so that
+    /// [`replace`](Slab::replace) runs no `Hash`.
+    #[inline]
+    pub(crate) fn can_reindex(&self) -> bool {
+        self.table.capacity() > self.table.len()
+    }
+
     /// Makes room in `nodes` for one more: doubling, as `Vec` does, but
     /// never past what the shard can hold, so a full cache of unit weights
     /// wastes no slot.
@@ -248,6 +265,29 @@ impl<K: Hash + Eq, V, L> Slab<K, V, L> {
         self.table
             .insert_unique(hash, i, |&i| hasher.hash_one(&nodes[i as usize].key));
         i
+    }
+
+    /// Puts `node`, whose key hashes to `hash`, in slot `i` in place of the
+    /// node there (whose key hashed to `old_hash`), and returns that one.
+    /// Nothing else moves. Call it only when
+    /// [`can_reindex`](Self::can_reindex): then the index does not grow,
+    /// and no `Hash` runs.
+    pub(crate) fn replace<S: BuildHasher>(
+        &mut self,
+        i: u32,
+        old_hash: u64,
+        hash: u64,
+        node: Node<K, V, L>,
+        hasher: &S,
+    ) -> Node<K, V, L> {
+        if let Ok(slot) = self.table.find_entry(old_hash, |&j| j == i) {
+            slot.remove();
+        }
+        let old = std::mem::replace(&mut self.nodes[i as usize], node);
+        let nodes = &self.nodes;
+        self.table
+            .insert_unique(hash, i, |&j| hasher.hash_one(&nodes[j as usize].key));
+        old
     }
 
     /// The hash of the key [`take`](Self::take)`(i, ..)` moves into `i`, if
