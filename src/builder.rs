@@ -225,6 +225,15 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// weigher without `max_capacity` makes a cache that tracks
     /// [`Cache::weighted_size`] and never evicts.
     ///
+    /// A weight of 0 is allowed, as in quick_cache, and counts nothing
+    /// against `max_capacity`: such entries never make the cache evict, so
+    /// a cache whose entries all weigh 0 grows without bound
+    /// (`max_capacity(10)` then holds a million entries). Among heavier
+    /// entries the bound holds for those, and a weightless entry is evicted
+    /// only if the policy meets it while making room for them, which
+    /// nothing guarantees; it leaves when it expires, is removed or
+    /// replaced. Return at least 1 for entries that must count.
+    ///
     /// ```
     /// use shardcache::Cache;
     ///

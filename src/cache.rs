@@ -499,9 +499,8 @@ where
     /// The second look of a caller that missed `key` in
     /// `get_or_insert_with`, under the shard's write lock: the value if
     /// someone inserted it meanwhile, the flight to wait for if someone is
-    /// loading it, or a new flight for this caller to lead (`blocking`: led
-    /// by this thread, not a future).
-    pub(crate) fn join(&self, hash: u64, index: usize, key: &K, blocking: bool) -> Join<V>
+    /// loading it, or a new flight for this caller to lead.
+    pub(crate) fn join(&self, hash: u64, index: usize, key: &K) -> Join<V>
     where
         K: Clone,
     {
@@ -514,7 +513,7 @@ where
             if let Some(flight) = shard.loading().find(hash, key) {
                 return Join::Wait(flight);
             }
-            let flight = Arc::new(Flight::new(blocking));
+            let flight = Arc::new(Flight::new());
             let copy = key.clone();
             shard
                 .loading_mut()

@@ -97,6 +97,7 @@ pub mod baseline;
 mod builder;
 mod cache;
 mod clock;
+mod cycles;
 mod janitor;
 mod listener;
 mod loading;
@@ -104,6 +105,8 @@ mod locks;
 mod shard;
 mod stats;
 mod sync;
+#[cfg(any(feature = "async", test))]
+mod waiters;
 
 pub use builder::CacheBuilder;
 pub use cache::Cache;

@@ -19,7 +19,14 @@
 //! A flight ends `Loaded(value)` or `Abandoned` (the loader panicked,
 //! failed, or its future was dropped): waiters then start over, and one of
 //! them loads with its own loader.
+//!
+//! Blocking waiters park on the flight's condvar; async waiters each own a
+//! slot of the flight's [`Waiters`], freed when the waiting future is
+//! dropped. Before any caller waits, it checks that the wait would not close
+//! a cycle of loaders (`src/cycles.rs`); while a loader runs, its flight is
+//! on this thread's stack of running loaders for that check.
 
+use std::any::type_name_of_val;
 use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::fmt;
@@ -28,8 +35,11 @@ use std::hash::{BuildHasher, Hash};
 use hashbrown::HashTable;
 
 use crate::cache::Cache;
+use crate::cycles::{Edge, Node, Running, Waiting};
 use crate::listener::resume;
-use crate::sync::{thread, Arc, AtomicBool, Condvar, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering};
+#[cfg(any(feature = "async", test))]
+use crate::waiters::{Slot, Waiters};
 
 impl<K, V, S> Cache<K, V, S>
 where
@@ -41,8 +51,21 @@ where
     /// with the default TTL. For one key at a time only one `init` runs:
     /// concurrent callers for the same key park until it returns and get
     /// its value; callers for other keys, even in the same shard, never wait
-    /// for it. `init` runs with no lock held, so it may use the cache, except
-    /// to load the same key again: that panics, as it would wait for itself.
+    /// for it. `init` runs with no lock held, so it may use the cache,
+    /// loading other keys too.
+    ///
+    /// # Panics
+    ///
+    /// If waiting for the key's load would close a cycle of loaders: `init`
+    /// of a key that is loading loads the same key (directly or through
+    /// other keys' loaders: A's loader waits for B while B's loader waits for
+    /// A, on any threads, blocking or async, in any caches of this crate).
+    /// The caller whose wait would close the cycle panics instead of waiting
+    /// forever, with a message naming the loaders on the cycle (their
+    /// types); the panic unwinds through its loader, whose load is
+    /// abandoned, so the other loads go on. A loader that waits for several
+    /// loads at once (`join!`) is seen through the one it polled last; see
+    /// `docs/DESIGN.md`, "Loading".
     ///
     /// A `get` of the key while it loads returns `None` at once. An
     /// `insert`, `remove` or `clear` of the key while it loads wins: the
@@ -64,7 +87,8 @@ where
     /// ```
     #[inline]
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
-        let loaded: Result<V, Infallible> = self.try_get_or_insert_with(key, || Ok(init()));
+        let name = type_name_of_val(&init);
+        let loaded: Result<V, Infallible> = self.get_or_try_load(key, name, || Ok(init()));
         match loaded {
             Ok(value) => value,
             Err(never) => match never {},
@@ -77,6 +101,12 @@ where
     /// time running their own `init`, so a failing backend sees at most one
     /// call per key at a time, and each caller gets its own error (no
     /// `Clone` or `Arc` needed on `E`).
+    ///
+    /// # Panics
+    ///
+    /// As [`get_or_insert_with`](Self::get_or_insert_with), if waiting would
+    /// close a cycle of loaders: a panic, not an `Err`, since `E` is the
+    /// caller's type.
     ///
     /// ```
     /// use shardcache::Cache;
@@ -94,10 +124,22 @@ where
         key: K,
         init: impl FnOnce() -> Result<V, E>,
     ) -> Result<V, E> {
+        self.get_or_try_load(key, type_name_of_val(&init), init)
+    }
+
+    /// [`try_get_or_insert_with`](Self::try_get_or_insert_with) with the
+    /// loader's name for a cycle's message.
+    #[inline]
+    fn get_or_try_load<E>(
+        &self,
+        key: K,
+        name: &'static str,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
         let (hash, index) = self.locate(&key);
         match self.lookup_at(hash, index, &key, V::clone) {
             Some(value) => Ok(value),
-            None => self.load(hash, index, key, init),
+            None => self.load(hash, index, key, name, init),
         }
     }
 
@@ -110,18 +152,17 @@ where
         hash: u64,
         index: usize,
         key: K,
+        name: &'static str,
         init: impl FnOnce() -> Result<V, E>,
     ) -> Result<V, E> {
         loop {
-            match self.join(hash, index, &key, true) {
+            match self.join(hash, index, &key) {
                 Join::Hit(value) => return Ok(value),
                 Join::Wait(flight) => {
-                    assert!(
-                        !flight.loaded_by_this_thread(),
-                        "shardcache: get_or_insert_with was called from inside the loader \
-                         of the same key; it would wait for itself forever"
-                    );
-                    if let Some(value) = flight.wait() {
+                    let waiting = Waiting::begin(|| node(&flight));
+                    let ended = flight.wait();
+                    drop(waiting);
+                    if let Some(value) = ended {
                         return Ok(value);
                     }
                     // Abandoned: look again, and lead if no one else does.
@@ -131,7 +172,7 @@ where
                 }
                 Join::Lead(flight) => {
                     let lead = Lead::new(self, hash, index, flight);
-                    let value = init()?;
+                    let value = lead.run(name, init)?;
                     lead.land(key, value.clone());
                     return Ok(value);
                 }
@@ -143,8 +184,16 @@ where
     /// future; concurrent callers for the key await it without blocking
     /// their thread. Works with any executor. If the loading future is
     /// dropped before it completes (its caller was cancelled), a waiting
-    /// caller takes over with its own future. Unlike the blocking form, a
-    /// future that awaits its own key is not detected: it waits forever.
+    /// caller takes over with its own future. A waiting future that is
+    /// dropped (a timeout, say) leaves nothing behind: its waker is
+    /// released at once, not when the load ends.
+    ///
+    /// # Panics
+    ///
+    /// As [`get_or_insert_with`](Self::get_or_insert_with), if waiting would
+    /// close a cycle of loaders (a loading future that awaits its own key,
+    /// or a cycle through other keys' loaders): the poll that would close it
+    /// panics.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -163,8 +212,9 @@ where
         key: K,
         init: impl std::future::Future<Output = V>,
     ) -> V {
+        let name = type_name_of_val(&init);
         let loaded: Result<V, Infallible> = self
-            .try_get_or_insert_with_async(key, async { Ok(init.await) })
+            .get_or_try_load_async(key, name, async { Ok(init.await) })
             .await;
         match loaded {
             Ok(value) => value,
@@ -175,6 +225,11 @@ where
     /// As [`try_get_or_insert_with`](Self::try_get_or_insert_with), loading
     /// from a future; see
     /// [`get_or_insert_with_async`](Self::get_or_insert_with_async).
+    ///
+    /// # Panics
+    ///
+    /// As [`get_or_insert_with_async`](Self::get_or_insert_with_async), if
+    /// waiting would close a cycle of loaders: a panic, not an `Err`.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -191,27 +246,48 @@ where
         key: K,
         init: impl std::future::Future<Output = Result<V, E>>,
     ) -> Result<V, E> {
+        let name = type_name_of_val(&init);
+        self.get_or_try_load_async(key, name, init).await
+    }
+
+    /// [`try_get_or_insert_with_async`](Self::try_get_or_insert_with_async)
+    /// with the loader's name for a cycle's message.
+    #[cfg(feature = "async")]
+    async fn get_or_try_load_async<E>(
+        &self,
+        key: K,
+        name: &'static str,
+        init: impl std::future::Future<Output = Result<V, E>>,
+    ) -> Result<V, E> {
         let (hash, index) = self.locate(&key);
         loop {
             if let Some(value) = self.lookup_at(hash, index, &key, V::clone) {
                 return Ok(value);
             }
-            match self.join(hash, index, &key, false) {
+            match self.join(hash, index, &key) {
                 Join::Hit(value) => return Ok(value),
                 Join::Wait(flight) => {
-                    if let Some(value) = EndOf(&flight).await {
+                    if let Some(value) = EndOf::new(&flight).await {
                         return Ok(value);
                     }
                 }
                 Join::Lead(flight) => {
                     let lead = Lead::new(self, hash, index, flight);
-                    let value = init.await?;
+                    let mut init = std::pin::pin!(init);
+                    let value =
+                        std::future::poll_fn(|cx| lead.run(name, || init.as_mut().poll(cx)))
+                            .await?;
                     lead.land(key, value.clone());
                     return Ok(value);
                 }
             }
         }
     }
+}
+
+/// `flight` as a node of the wait-for graph.
+fn node<V: Clone + Send + Sync + 'static>(flight: &Arc<Flight<V>>) -> Arc<dyn Node> {
+    Arc::clone(flight) as Arc<dyn Node>
 }
 
 /// What a caller that missed a key does next (see [`Cache::join`]).
@@ -254,6 +330,16 @@ where
         }
     }
 
+    /// Runs `loader` (a blocking loader, or one poll of an async one) with
+    /// this flight on the thread's stack of running loaders, named `name`.
+    fn run<T>(&self, name: &'static str, loader: impl FnOnce() -> T) -> T {
+        let _running = self
+            .flight
+            .as_ref()
+            .map(|flight| Running::enter(node(flight), name));
+        loader()
+    }
+
     /// Stores the loaded value and wakes the waiters with it. If storing
     /// panics (a weigher, `Hash` or `Eq`), the flight is abandoned by `drop`
     /// instead; a panicking listener is resumed after the waiters are woken.
@@ -284,19 +370,75 @@ where
     }
 }
 
-/// Awaits the end of a flight.
-#[cfg(feature = "async")]
-struct EndOf<'a, V>(&'a Flight<V>);
+/// Awaits the end of a flight, holding a slot of its waiters from the
+/// first poll until it is dropped or sees the end.
+#[cfg(any(feature = "async", test))]
+struct EndOf<'a, V: Clone + Send + Sync + 'static> {
+    flight: &'a Arc<Flight<V>>,
+    slot: Slot,
+    /// The running loader's edge to the flight, if a loader awaits it.
+    waiting: Waiting,
+}
 
-#[cfg(feature = "async")]
-impl<V: Clone> std::future::Future for EndOf<'_, V> {
+#[cfg(any(feature = "async", test))]
+impl<'a, V: Clone + Send + Sync + 'static> EndOf<'a, V> {
+    fn new(flight: &'a Arc<Flight<V>>) -> Self {
+        Self {
+            flight,
+            slot: None,
+            waiting: Waiting::NONE,
+        }
+    }
+}
+
+#[cfg(any(feature = "async", test))]
+impl<V: Clone + Send + Sync + 'static> std::future::Future for EndOf<'_, V> {
     type Output = Option<V>;
 
     fn poll(
-        self: std::pin::Pin<&mut Self>,
+        mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<V>> {
-        self.0.poll_end(cx)
+        use std::task::Poll;
+        let this = &mut *self;
+        let mut state = this.flight.state.lock();
+        let ended = match &mut *state {
+            State::Loading { waiters, .. } => {
+                waiters.register(&mut this.slot, cx.waker());
+                None
+            }
+            State::Loaded(value) => Some(Some(value.clone())),
+            State::Abandoned => Some(None),
+        };
+        drop(state);
+        if let Some(ended) = ended {
+            // The end took the slab with the slot in it.
+            this.slot = None;
+            this.waiting = Waiting::NONE;
+            return Poll::Ready(ended);
+        }
+        // Each pending poll records the wait from the loaders running now,
+        // and panics (the drop frees the slot) if it closes a cycle.
+        this.waiting = Waiting::NONE;
+        this.waiting = Waiting::begin(|| node(this.flight));
+        Poll::Pending
+    }
+}
+
+#[cfg(any(feature = "async", test))]
+impl<V: Clone + Send + Sync + 'static> Drop for EndOf<'_, V> {
+    fn drop(&mut self) {
+        if self.slot.is_none() {
+            return;
+        }
+        let mut state = self.flight.state.lock();
+        let waker = match &mut *state {
+            State::Loading { waiters, .. } => waiters.cancel(&mut self.slot),
+            State::Loaded(_) | State::Abandoned => None,
+        };
+        drop(state);
+        // A task's last waker may free the task: with no lock held.
+        drop(waker);
     }
 }
 
@@ -304,8 +446,10 @@ impl<V: Clone> std::future::Future for EndOf<'_, V> {
 enum State<V> {
     Loading {
         /// Async waiters to wake when it ends.
-        #[cfg(feature = "async")]
-        wakers: Vec<std::task::Waker>,
+        #[cfg(any(feature = "async", test))]
+        waiters: Waiters,
+        /// The flight this one's loader waits for now, if any.
+        waits: Option<Edge>,
     },
     Loaded(V),
     Abandoned,
@@ -313,10 +457,6 @@ enum State<V> {
 
 /// One key's load, shared by its loader and its waiters.
 pub(crate) struct Flight<V> {
-    /// The thread of a blocking loader, to catch a loader that asks for its
-    /// own key (which would wait for itself forever). `None` for an async
-    /// loader, whose task may move between threads.
-    owner: Option<thread::ThreadId>,
     state: Mutex<State<V>>,
     ended: Condvar,
     /// Set, under the shard's write lock, by an insert, `remove` or `clear`
@@ -325,22 +465,17 @@ pub(crate) struct Flight<V> {
 }
 
 impl<V: Clone> Flight<V> {
-    /// A flight loaded by the calling thread (`blocking`) or by a future.
-    pub(crate) fn new(blocking: bool) -> Self {
+    /// A flight that loads.
+    pub(crate) fn new() -> Self {
         Self {
-            owner: blocking.then(|| thread::current().id()),
             state: Mutex::new(State::Loading {
-                #[cfg(feature = "async")]
-                wakers: Vec::new(),
+                #[cfg(any(feature = "async", test))]
+                waiters: Waiters::new(),
+                waits: None,
             }),
             ended: Condvar::default(),
             superseded: AtomicBool::new(false),
         }
-    }
-
-    /// Whether the calling thread is this flight's blocking loader.
-    pub(crate) fn loaded_by_this_thread(&self) -> bool {
-        self.owner == Some(thread::current().id())
     }
 
     /// Parks until the flight ends: the value, or `None` if it was
@@ -356,26 +491,8 @@ impl<V: Clone> Flight<V> {
         }
     }
 
-    /// Polls for the end of the flight, registering `cx`'s waker if it has
-    /// not ended.
-    #[cfg(feature = "async")]
-    pub(crate) fn poll_end(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<V>> {
-        use std::task::Poll;
-        let mut state = self.state.lock();
-        match &mut *state {
-            State::Loading { wakers } => {
-                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                    wakers.push(cx.waker().clone());
-                }
-                Poll::Pending
-            }
-            State::Loaded(value) => Poll::Ready(Some(value.clone())),
-            State::Abandoned => Poll::Ready(None),
-        }
-    }
-
     /// Ends the flight with `value` (`None`: abandoned) and wakes every
-    /// waiter. Call with no shard lock held.
+    /// waiter, each once. Call with no shard lock held.
     pub(crate) fn end(&self, value: Option<V>) {
         let ended = match value {
             Some(value) => State::Loaded(value),
@@ -383,11 +500,11 @@ impl<V: Clone> Flight<V> {
         };
         let previous = std::mem::replace(&mut *self.state.lock(), ended);
         self.ended.notify_all();
-        #[cfg(feature = "async")]
-        if let State::Loading { wakers } = previous {
-            wakers.into_iter().for_each(std::task::Waker::wake);
+        #[cfg(any(feature = "async", test))]
+        if let State::Loading { waiters, .. } = previous {
+            waiters.wake_all();
         }
-        #[cfg(not(feature = "async"))]
+        #[cfg(not(any(feature = "async", test)))]
         drop(previous);
     }
 
@@ -395,6 +512,33 @@ impl<V: Clone> Flight<V> {
     /// loaded. Read under the shard's write lock.
     pub(crate) fn is_superseded(&self) -> bool {
         self.superseded.load(Ordering::Relaxed)
+    }
+}
+
+impl<V: Send + Sync> Node for Flight<V> {
+    fn waits(&self) -> Option<Edge> {
+        match &*self.state.lock() {
+            State::Loading { waits, .. } => waits.clone(),
+            State::Loaded(_) | State::Abandoned => None,
+        }
+    }
+
+    fn wait_for(&self, edge: Edge) {
+        let previous = match &mut *self.state.lock() {
+            State::Loading { waits, .. } => waits.replace(edge),
+            State::Loaded(_) | State::Abandoned => None,
+        };
+        drop(previous);
+    }
+
+    fn stop_waiting_for(&self, to: usize) {
+        let previous = match &mut *self.state.lock() {
+            State::Loading { waits, .. } if waits.as_ref().is_some_and(|e| e.points_to(to)) => {
+                waits.take()
+            }
+            _ => None,
+        };
+        drop(previous);
     }
 }
 
@@ -500,5 +644,111 @@ impl<K, V> fmt::Debug for Loading<K, V> {
                 &self.table.as_ref().map_or(0, |table| table.len()),
             )
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use super::*;
+    use crate::waiters::slots_visited;
+
+    /// A task's waker: counts its wakes; its `Arc` counts the clones held.
+    #[derive(Default)]
+    struct Task(AtomicUsize);
+
+    impl Wake for Task {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn tasks(n: usize) -> Vec<(std::sync::Arc<Task>, Waker)> {
+        (0..n)
+            .map(|_| {
+                let task = std::sync::Arc::new(Task::default());
+                (std::sync::Arc::clone(&task), Waker::from(task))
+            })
+            .collect()
+    }
+
+    fn poll(end: &mut EndOf<'_, u32>, waker: &Waker) -> Poll<Option<u32>> {
+        Pin::new(end).poll(&mut Context::from_waker(waker))
+    }
+
+    fn waiters_of(flight: &Flight<u32>) -> (usize, usize) {
+        match &*flight.state.lock() {
+            State::Loading { waiters, .. } => (waiters.len(), waiters.capacity()),
+            State::Loaded(_) | State::Abandoned => (0, 0),
+        }
+    }
+
+    /// Many waiters of one flight, each its own task: registering,
+    /// re-registering and dropping each visits one slot (the waiter list
+    /// of a Vec scanned with `will_wake` visited n²/2), and a dropped
+    /// waiter's waker is released at once, while the load still runs.
+    #[test]
+    fn waiters_register_and_leave_in_constant_time_and_release_their_wakers() {
+        let n = if cfg!(miri) { 100 } else { 100_000 };
+        let flight = Arc::new(Flight::<u32>::new());
+        let tasks = tasks(n);
+        let mut ends: Vec<EndOf<'_, u32>> = (0..n).map(|_| EndOf::new(&flight)).collect();
+        let before = slots_visited();
+        for (end, (_, waker)) in ends.iter_mut().zip(&tasks) {
+            assert_eq!(poll(end, waker), Poll::Pending);
+        }
+        // A second poll with the same waker, then with another one.
+        for (end, (_, waker)) in ends.iter_mut().zip(&tasks) {
+            assert_eq!(poll(end, waker), Poll::Pending);
+        }
+        for (end, (_, waker)) in ends.iter_mut().zip(tasks.iter().rev()) {
+            assert_eq!(poll(end, waker), Poll::Pending);
+        }
+        assert_eq!(waiters_of(&flight).0, n);
+        drop(ends);
+        let visited = slots_visited() - before;
+        assert_eq!(visited, 4 * n as u64, "one slot per poll and per drop");
+        assert_eq!(waiters_of(&flight), (0, 0), "the slab is freed");
+        for (task, _) in &tasks {
+            assert_eq!(std::sync::Arc::strong_count(task), 2, "a waker is held");
+        }
+        flight.end(Some(1));
+        assert!(tasks
+            .iter()
+            .all(|(task, _)| task.0.load(Ordering::SeqCst) == 0));
+    }
+
+    /// The end wakes each live waiter once, whatever was cancelled around
+    /// it; each then sees the value, and a waiter polled after the end
+    /// registers nothing.
+    #[test]
+    fn the_end_wakes_every_live_waiter_once() {
+        let flight = Arc::new(Flight::<u32>::new());
+        let tasks = tasks(5);
+        let mut ends: Vec<EndOf<'_, u32>> = (0..5).map(|_| EndOf::new(&flight)).collect();
+        for (end, (_, waker)) in ends.iter_mut().zip(&tasks) {
+            assert_eq!(poll(end, waker), Poll::Pending);
+        }
+        let cancelled = ends.remove(1);
+        drop(cancelled);
+        flight.end(Some(7));
+        let woken: Vec<usize> = tasks
+            .iter()
+            .map(|(t, _)| t.0.load(Ordering::SeqCst))
+            .collect();
+        assert_eq!(woken, [1, 0, 1, 1, 1]);
+        let late = &tasks[1].1;
+        for end in &mut ends {
+            assert_eq!(poll(end, late), Poll::Ready(Some(7)));
+        }
+        assert_eq!(poll(&mut EndOf::new(&flight), late), Poll::Ready(Some(7)));
+        drop(ends);
+        for (task, _) in &tasks {
+            assert_eq!(std::sync::Arc::strong_count(task), 2);
+        }
     }
 }

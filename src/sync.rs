@@ -12,6 +12,9 @@
 //! because several of our dependencies (crossbeam-utils among them) also
 //! switch on `cfg(loom)` and would then expect to run inside a loom model.
 //!
+//! `thread_local!` is std's or loom's: under loom the model threads share
+//! one OS thread, so std's would be shared between them.
+//!
 //! Besides std's names, the shim provides `UnsafeCell` with loom's
 //! interface, `thread_number` (a small per-thread number, for stripes),
 //! `Spin` (a bounded polite spin wait, which under loom gives up at once),
@@ -44,7 +47,7 @@ mod imp {
         fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering,
     };
     use std::sync::PoisonError;
-    pub(crate) use std::thread;
+    pub(crate) use std::{thread, thread_local};
 
     /// A small number for the calling thread, the same on every call:
     /// threads are numbered in the order they first ask.
@@ -317,7 +320,7 @@ mod imp {
     pub(crate) use loom::sync::atomic::{
         fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering,
     };
-    pub(crate) use loom::thread;
+    pub(crate) use loom::{thread, thread_local};
 
     /// The model thread's number within its execution, so that every run
     /// of a model stripes its threads alike. (loom's `ThreadId` also hashes

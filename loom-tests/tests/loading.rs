@@ -1,6 +1,7 @@
 //! loom models of single-flight loading (`src/loading.rs`):
 //! `get_or_insert_with` and `try_get_or_insert_with` racing each other and
-//! the writers that supersede a load.
+//! the writers that supersede a load, and async waiters racing the end of
+//! the load they wait for.
 //!
 //! Run them as the other models (`tests/models.rs`), with the library on
 //! loom's locks, atomics and threads:
@@ -374,4 +375,74 @@ fn l7_get_during_load_misses() {
             seen
         },
     );
+}
+
+/// A task's waker for model L8: counts its wakes; its `Arc`'s count shows
+/// whether the flight still holds a clone. The count is std's (only read
+/// after the threads are joined).
+#[derive(Default)]
+struct Task(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Task {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Model L8. An async waiter is cancelled while the load it waits for
+/// ends, next to one that waits to the end. The blocking loader of the key
+/// spawns both waiters, so its flight is registered before they look, and
+/// returns 1 at once, so the flight ends while they poll: the cancelled
+/// one polls its future once with its own waker and drops it; the other
+/// runs its future to completion under loom's `block_on`, which fails the
+/// model if its wake-up is lost (all threads blocked). Afterwards the
+/// cancelled waiter's waker is held by nothing (its slot was freed, or
+/// taken by the end and woken), was woken at most once, and the key holds 1.
+///
+/// Outcome: (the cancelled waiter's poll was pending, its wakes).
+/// - `(true, 0)`: it registered and was dropped before the end, which woke
+///   nothing of it.
+/// - `(true, 1)`: it registered, the end took its slot and woke it, and its
+///   drop found the flight ended.
+/// - `(false, 0)`: it polled after the end and got the value.
+#[test]
+fn l8_async_waiter_cancelled_while_the_load_ends() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    explore(&[(false, 0), (true, 0), (true, 1)], || {
+        let cache = empty_cache();
+        let task = std::sync::Arc::new(Task::default());
+        let mut waiters = Vec::new();
+        let loaded = cache.get_or_insert_with(KEY, || {
+            let waker = Waker::from(std::sync::Arc::clone(&task));
+            waiters.push(spawn(&cache, move |cache| {
+                let mut cancelled = Box::pin(cache.get_or_insert_with_async(KEY, async { 3 }));
+                let polled = cancelled
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&waker));
+                drop(cancelled);
+                match polled {
+                    Poll::Pending => None,
+                    Poll::Ready(value) => Some(value),
+                }
+            }));
+            waiters.push(spawn(&cache, |cache| {
+                loom::future::block_on(cache.get_or_insert_with_async(KEY, async { 2 })).into()
+            }));
+            1
+        });
+        assert_eq!(loaded, 1);
+        let got: Vec<Option<u32>> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
+        assert_eq!(got[1], Some(1), "the waiter that stayed got the loaded value");
+        assert!(matches!(got[0], None | Some(1)), "{:?}", got[0]);
+        assert_eq!(
+            std::sync::Arc::strong_count(&task),
+            1,
+            "the cancelled waiter's waker is still held"
+        );
+        assert_eq!(cache.get(&KEY), Some(1));
+        let wakes = task.0.load(std::sync::atomic::Ordering::SeqCst);
+        (got[0].is_none(), wakes)
+    });
 }

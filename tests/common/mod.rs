@@ -186,3 +186,28 @@ pub fn cache_held_by_its_entry(clock: &ManualClock) -> Weak<Cache<u32, Owner>> {
     cache.insert_with_ttl(1, Owner(Arc::clone(&cache)), Duration::from_secs(1));
     weak
 }
+
+/// A caught panic's message (`""` if it is not a string).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("")
+}
+
+/// Checks the callers of a loader cycle (`tests/loading_cycles.rs`,
+/// `tests/loading_async.rs`): each got a value or panicked (`Err` with the
+/// message), and at least one panicked, every panic being the documented
+/// cycle panic naming `loaders` loaders.
+pub fn check_cycle(outcomes: &[Result<u32, String>], loaders: usize) {
+    let panics: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(!panics.is_empty(), "no caller panicked: {outcomes:?}");
+    for message in panics {
+        assert!(
+            message.starts_with("shardcache: loader cycle: the loader `")
+                && message.matches("loader `").count() == loaders,
+            "{message}"
+        );
+    }
+}
