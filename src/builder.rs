@@ -485,7 +485,10 @@ where
     }
 
     /// Builds the single-lock baseline with the same settings (the shard
-    /// count is ignored: it has one lock and one map).
+    /// count is ignored: it has one lock and one map), for code that
+    /// configures both designs from one builder.
+    /// [`SingleLockCache::builder`] offers only the settings the baseline
+    /// has.
     ///
     /// # Panics
     ///

@@ -91,6 +91,7 @@
 //! sharding buys.
 
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
 pub mod baseline;

@@ -207,6 +207,7 @@ where
     /// # });
     /// ```
     #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub async fn get_or_insert_with_async(
         &self,
         key: K,
@@ -241,6 +242,7 @@ where
     /// # });
     /// ```
     #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub async fn try_get_or_insert_with_async<E>(
         &self,
         key: K,

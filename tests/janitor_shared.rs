@@ -73,10 +73,10 @@ fn every_cache_shares_one_janitor_thread_that_ends_with_the_last() {
         .collect();
     let single: Vec<SingleLockCache<u32, u32>> = (0..CACHES / 10)
         .map(|_| {
-            Cache::builder()
+            SingleLockCache::builder()
                 .clock(clock.clone())
                 .cleanup_interval(Duration::from_millis(2))
-                .build_single_lock()
+                .build()
         })
         .collect();
     // A new thread names itself once it runs.

@@ -471,7 +471,7 @@ impl Subject {
                     .default_ttl(FAR_FUTURE_TTL)
                     .build(),
             ),
-            Subject::SingleLock => Box::new(Cache::builder().hasher(hasher()).build_single_lock()),
+            Subject::SingleLock => Box::new(SingleLockCache::builder().hasher(hasher()).build()),
             Subject::RwLockHashMap => Box::new(RwLock::new(HashMap::with_hasher(hasher()))),
             Subject::MutexHashMap => Box::new(Mutex::new(HashMap::with_hasher(hasher()))),
             Subject::DashMap => Box::new(dashmap::DashMap::with_hasher(hasher())),

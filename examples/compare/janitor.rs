@@ -28,6 +28,7 @@ use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value as Json};
+use shardcache::baseline::SingleLockCache;
 use shardcache::Cache;
 
 use crate::latency::{histogram, nanos, show, QUANTILES};
@@ -128,10 +129,10 @@ pub fn run(entries: usize, window: Duration) -> Vec<Report> {
             .build()
     });
     let single_footprint = footprint(|| {
-        Cache::<u64, u64, _>::builder()
+        SingleLockCache::<u64, u64>::builder()
             .hasher(hasher())
             .cleanup_interval(Duration::from_secs(60))
-            .build_single_lock()
+            .build()
     });
     let cache = Cache::builder()
         .hasher(hasher())
@@ -147,10 +148,10 @@ pub fn run(entries: usize, window: Duration) -> Vec<Report> {
     sharded.footprint = cache_footprint;
     drop(cache);
 
-    let single = Cache::builder()
+    let single = SingleLockCache::builder()
         .hasher(hasher())
         .cleanup_interval(interval)
-        .build_single_lock();
+        .build();
     let target = Target {
         get: |k| single.get(&k),
         insert_with_ttl: |k, v, ttl| single.insert_with_ttl(k, v, ttl),

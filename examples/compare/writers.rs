@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value as Json};
+use shardcache::baseline::SingleLockCache;
 use shardcache::Cache;
 
 use crate::latency::{histogram, nanos, show, QUANTILES};
@@ -85,7 +86,7 @@ fn run_scenario(
     pause: Option<Duration>,
 ) -> Vec<Report> {
     let cache: Cache<u64, u64, _> = Cache::builder().hasher(hasher()).build();
-    let single = Cache::builder().hasher(hasher()).build_single_lock();
+    let single = SingleLockCache::builder().hasher(hasher()).build();
     for key in 0..keys as u64 {
         cache.insert(key, key);
         single.insert(key, key);
