@@ -5,7 +5,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
-use crate::builder::{CacheBuilder, Weigher};
+use crate::builder::{CacheBuilder, ExpireAfter, Weigher};
 use crate::clock::{deadline, ClockSource, NEVER};
 use crate::janitor::{Janitor, Sweep};
 use crate::listener::{deliver, resume, Listener, Panic, RemovalCause};
@@ -61,8 +61,11 @@ pub struct Cache<K, V, S = ahash::RandomState> {
     /// Shard count - 1.
     mask: usize,
     default_ttl: Duration,
-    /// Whether `default_ttl` is set: inserts read the clock only then.
+    /// Whether `default_ttl` or `expire_after` is set: inserts read the
+    /// clock only then.
     expires: bool,
+    /// The TTL computed from the entry, if the cache was built with one.
+    expire_after: Option<ExpireAfter<K, V>>,
     record_stats: bool,
     max_capacity: Option<u64>,
     /// Set only for bounded caches built with a weigher.
@@ -162,7 +165,7 @@ where
         // `ShardLocks`), unless the user asked for room now: then at once,
         // so that room that cannot be had fails the build.
         let eager = per_shard > 0;
-        let expiring = !builder.default_ttl.is_zero();
+        let expiring = !builder.default_ttl.is_zero() || builder.expire_after.is_some();
         let (tables, keep) = match builder.bound() {
             None => {
                 let init = move |index: usize| {
@@ -211,7 +214,8 @@ where
             shift: (u64::BITS - count.trailing_zeros()).min(u64::BITS - 1),
             mask: count - 1,
             default_ttl: builder.default_ttl,
-            expires: !builder.default_ttl.is_zero(),
+            expires: expiring,
+            expire_after: builder.expire_after,
             record_stats: builder.record_stats,
             max_capacity: builder.max_capacity,
             weigher: builder.weigher,
@@ -227,8 +231,9 @@ where
         (hash.wrapping_mul(SHARD_MIX) >> self.shift) as usize & self.mask
     }
 
-    /// Inserts `value` under `key` with the default TTL, replacing any
-    /// previous value and its TTL.
+    /// Inserts `value` under `key` with the TTL that
+    /// [`expire_after`](CacheBuilder::expire_after) computes for it, else
+    /// the default TTL, replacing any previous value and its TTL.
     ///
     /// ```
     /// use shardcache::Cache;
@@ -240,7 +245,8 @@ where
     /// ```
     #[inline]
     pub fn insert(&self, key: K, value: V) {
-        self.insert_at(key, value, self.default_deadline());
+        let deadline = self.deadline_for(&key, &value);
+        self.insert_at(key, value, deadline);
     }
 
     /// Inserts `value` under `key`, live for `ttl` from now, replacing any
@@ -268,14 +274,29 @@ where
         self.insert_at(key, value, deadline);
     }
 
-    /// The deadline of an entry inserted now with the default TTL; without
-    /// one, [`NEVER`] and no clock read.
+    /// The deadline of `key` and `value` stored now by an insert or a
+    /// load: `expire_after`'s TTL, else the default TTL; with neither,
+    /// [`NEVER`] and no clock read.
     #[inline]
-    fn default_deadline(&self) -> u64 {
-        if self.expires {
-            deadline(self.shards.clock.now(), self.default_ttl)
-        } else {
+    pub(crate) fn deadline_for(&self, key: &K, value: &V) -> u64 {
+        if !self.expires {
+            return NEVER;
+        }
+        match &self.expire_after {
+            None => deadline(self.shards.clock.now(), self.default_ttl),
+            Some(f) => self.computed_deadline(f, key, value),
+        }
+    }
+
+    /// The deadline from `f`'s TTL for the entry, or the default TTL; the
+    /// clock is read only for a TTL that ends. Out of line: user code.
+    #[inline(never)]
+    fn computed_deadline(&self, f: &ExpireAfter<K, V>, key: &K, value: &V) -> u64 {
+        let ttl = f(key, value).unwrap_or(self.default_ttl);
+        if ttl.is_zero() {
             NEVER
+        } else {
+            deadline(self.shards.clock.now(), ttl)
         }
     }
 
@@ -523,8 +544,9 @@ where
     }
 
     /// Ends a successful load under one write lock: takes `flight` out of
-    /// the shard and stores `value` with the default TTL, unless an insert,
-    /// `remove` or `clear` of the key came while it loaded. Returns the
+    /// the shard and stores `value` with its TTL (as `insert` computes it),
+    /// unless an insert, `remove` or `clear` of the key came while it
+    /// loaded. Returns the
     /// listener's first panic, for the caller to resume after waking the
     /// waiters.
     pub(crate) fn land(
@@ -550,7 +572,7 @@ where
         value: V,
         flight: &Arc<Flight<V>>,
     ) -> Option<Panic> {
-        let meta = self.meta::<T>(&key, &value, self.default_deadline());
+        let meta = self.meta::<T>(&key, &value, self.deadline_for(&key, &value));
         let clock = &self.shards.clock;
         let mut out = T::Out::default();
         let mut pending = Some((key, value));
@@ -899,6 +921,7 @@ impl<K, V, S> fmt::Debug for Cache<K, V, S> {
             .field("shards", &self.shards.count())
             .field("max_capacity", &self.max_capacity)
             .field("default_ttl", &self.default_ttl)
+            .field("expire_after", &self.expire_after.is_some())
             .field("clock", &self.shards.clock)
             .field("janitor", &self.janitor)
             .field("record_stats", &self.record_stats)

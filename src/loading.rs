@@ -48,7 +48,8 @@ where
     S: BuildHasher,
 {
     /// The value under `key`, or the one `init` makes, which is inserted
-    /// with the default TTL. For one key at a time only one `init` runs:
+    /// with the TTL [`expire_after`](crate::CacheBuilder::expire_after)
+    /// computes for it, else the default TTL. For one key at a time only one `init` runs:
     /// concurrent callers for the same key park until it returns and get
     /// its value; callers for other keys, even in the same shard, never wait
     /// for it. `init` runs with no lock held, so it may use the cache,
