@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::builder::{CacheBuilder, ExpireAfter, Weigher};
 use crate::clock::{deadline, ClockSource, NEVER};
+use crate::compute::{Begin, Compute};
 use crate::janitor::{Janitor, Sweep};
 use crate::listener::{deliver, resume, Listener, Panic, RemovalCause};
 use crate::loading::{Flight, Join};
@@ -543,48 +544,124 @@ where
         })
     }
 
-    /// Ends a successful load under one write lock: takes `flight` out of
-    /// the shard and stores `value` with its TTL (as `insert` computes it),
-    /// unless an insert, `remove` or `clear` of the key came while it
-    /// loaded. Returns the
-    /// listener's first panic, for the caller to resume after waking the
-    /// waiters.
-    pub(crate) fn land(
+    /// The first step of a `compute` of `key`, under the shard's write
+    /// lock: the flight to wait for if the key is loading or computing,
+    /// else a new flight for this caller and a clone of the live value. An
+    /// expired entry met here is taken out, to be handed to the listener
+    /// (cause `Expired`) by the caller, once it holds its flight's guard.
+    pub(crate) fn begin_compute(
+        &self,
+        hash: u64,
+        index: usize,
+        key: &K,
+    ) -> (Begin<V>, Option<(K, V)>)
+    where
+        K: Clone,
+    {
+        let clock = &self.shards.clock;
+        let mut expired = None;
+        let begun = with_locks!(&self.shards.tables, locks => {
+            let mut shard = locks.write(index);
+            match shard.loading().find(hash, key) {
+                Some(flight) => Begin::Wait(flight),
+                None => {
+                    let current = match shard.get(hash, key, || clock.now(), V::clone) {
+                        Lookup::Live(value) => Some(value),
+                        Lookup::Missing => None,
+                        Lookup::Expired => {
+                            let (now, keep) = (clock.now(), self.shards.keep);
+                            expired = shard.remove_if_expired(hash, key, now, &self.hasher, keep);
+                            None
+                        }
+                    };
+                    let flight = Arc::new(Flight::new());
+                    let copy = key.clone();
+                    shard
+                        .loading_mut()
+                        .insert(hash, copy, Arc::clone(&flight), &self.hasher);
+                    Begin::Lead(flight, current)
+                }
+            }
+        });
+        if let (Begin::Lead(_, current), true) = (&begun, self.record_stats) {
+            self.shards.reads.record(current.is_some());
+        }
+        (begun, expired)
+    }
+
+    /// The last step of a load or a `compute`, under one write lock: takes
+    /// `flight` out of the shard and applies `action` (a load's is `Put`
+    /// of the loaded value, with its TTL as `insert` computes it), unless
+    /// an insert, `remove` or `clear` of the key came while it ran (then it
+    /// stores nothing: the load or compute happened just before that
+    /// write). Returns the listener's first panic, for the caller to
+    /// resume after waking the waiters.
+    pub(crate) fn settle(
         &self,
         hash: u64,
         index: usize,
         key: K,
-        value: V,
+        action: Compute<V>,
         flight: &Arc<Flight<V>>,
     ) -> Option<Panic> {
         with_locks!(&self.shards.tables, locks => {
-            self.land_in(locks, hash, index, key, value, flight)
+            self.settle_in(locks, hash, index, key, action, flight)
         })
     }
 
-    /// [`land`](Self::land), for either kind of shard.
-    fn land_in<T: Shard<K, V>>(
+    /// [`settle`](Self::settle), for either kind of shard.
+    fn settle_in<T: Shard<K, V>>(
         &self,
         locks: &ShardLocks<T>,
         hash: u64,
         index: usize,
         key: K,
-        value: V,
+        action: Compute<V>,
         flight: &Arc<Flight<V>>,
     ) -> Option<Panic> {
-        let meta = self.meta::<T>(&key, &value, self.deadline_for(&key, &value));
+        // User code (`expire_after`, the weigher) runs before the lock.
+        let meta = match &action {
+            Compute::Put(value) => self.meta::<T>(&key, value, self.deadline_for(&key, value)),
+            Compute::Keep | Compute::Remove => Meta {
+                deadline: NEVER,
+                weight: 1,
+            },
+        };
         let clock = &self.shards.clock;
+        let now = || clock.now();
         let mut out = T::Out::default();
-        let mut pending = Some((key, value));
+        let mut removed = None;
+        let mut pending = None;
         let mut shard = locks.write(index);
         let copy = shard.loading_mut().remove(hash, flight);
         if !flight.is_superseded() {
-            let now = || clock.now();
-            shard.insert(hash, &mut pending, meta, &self.hasher, now, &mut out);
+            match action {
+                Compute::Put(value) => {
+                    pending = Some((key, value));
+                    shard.insert(hash, &mut pending, meta, &self.hasher, now, &mut out);
+                }
+                Compute::Remove => {
+                    let keep = self.shards.keep;
+                    removed = shard.remove(hash, &key, now, &self.hasher, keep);
+                }
+                Compute::Keep => {}
+            }
         }
         drop(shard);
         drop((copy, pending));
-        out.deliver(self.shards.listener.as_ref())
+        let listener = self.shards.listener.as_ref();
+        let first = out.deliver(listener);
+        let removed = removed.map(|removed| match removed {
+            Removed::Live(key, value) => (key, value, RemovalCause::Removed),
+            Removed::Expired(key, value) => (key, value, RemovalCause::Expired),
+        });
+        first.or(deliver(listener, removed))
+    }
+
+    /// Hands an entry that a `compute` found expired to the listener.
+    pub(crate) fn depart_expired(&self, expired: Option<(K, V)>) -> Option<Panic> {
+        let expired = expired.map(|(key, value)| (key, value, RemovalCause::Expired));
+        deliver(self.shards.listener.as_ref(), expired)
     }
 
     /// Ends a failed, panicked or cancelled load: takes `flight` out of the
