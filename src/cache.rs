@@ -246,6 +246,22 @@ where
     /// ```
     #[inline]
     pub fn insert(&self, key: K, value: V) {
+        // No reference to `key` or `value` escapes here (`expire_after`
+        // takes them out of line, by value): they stay in registers.
+        let deadline = if self.expires {
+            if self.expire_after.is_some() {
+                return self.insert_computed(key, value);
+            }
+            deadline(self.shards.clock.now(), self.default_ttl)
+        } else {
+            NEVER
+        };
+        self.insert_at(key, value, deadline);
+    }
+
+    /// [`insert`](Self::insert) with `expire_after`'s TTL.
+    #[inline(never)]
+    fn insert_computed(&self, key: K, value: V) {
         let deadline = self.deadline_for(&key, &value);
         self.insert_at(key, value, deadline);
     }
