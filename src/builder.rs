@@ -60,6 +60,9 @@ pub(crate) fn bounded_shards(capacity: u64, default: usize) -> usize {
 /// A weigher, shared by the cache.
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 
+/// The TTL of an entry computed from it, shared by the cache.
+pub(crate) type ExpireAfter<K, V> = Arc<dyn Fn(&K, &V) -> Option<Duration> + Send + Sync>;
+
 /// Configures and builds a [`Cache`].
 ///
 /// Every setting has a default: [`Cache::new`] is `Cache::builder().build()`.
@@ -84,6 +87,7 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     pub(crate) weigher: Option<Weigher<K, V>>,
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) default_ttl: Duration,
+    pub(crate) expire_after: Option<ExpireAfter<K, V>>,
     pub(crate) cleanup_interval: Duration,
     pub(crate) initial_capacity: usize,
     pub(crate) hasher: S,
@@ -102,6 +106,7 @@ impl<K, V> CacheBuilder<K, V> {
             weigher: None,
             listener: None,
             default_ttl: Duration::ZERO,
+            expire_after: None,
             cleanup_interval: Duration::ZERO,
             initial_capacity: 0,
             hasher: ahash::RandomState::new(),
@@ -271,6 +276,47 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
+    /// The TTL of an entry stored by [`insert`](Cache::insert) or by a
+    /// loader (`get_or_insert_with` and the other loading methods),
+    /// computed from the entry: `Some(ttl)` for this entry, `None` for the
+    /// [default](Self::default_ttl). Use it when the lifetime comes with the
+    /// data (an HTTP `max-age`, a token's expiry, a DNS record's TTL).
+    ///
+    /// [`insert_with_ttl`](Cache::insert_with_ttl) still wins: `f` is not
+    /// called for it. `Some(ttl)` means what `insert_with_ttl(key, value,
+    /// ttl)` means: `Duration::ZERO`, or a TTL too large for the clock,
+    /// never expires. `f` runs on every such insert with no lock held,
+    /// before the weigher; if it panics, nothing is stored and the panic
+    /// reaches the caller (in a load, the waiting callers start over).
+    /// A cache with neither this nor a default TTL never reads the clock
+    /// on inserts.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shardcache::{Cache, ManualClock};
+    ///
+    /// #[derive(Clone)]
+    /// struct Record { addr: [u8; 4], ttl_secs: u64 }
+    ///
+    /// let clock = ManualClock::new();
+    /// let dns: Cache<&str, Record> = Cache::builder()
+    ///     .expire_after(|_name, record: &Record| Some(Duration::from_secs(record.ttl_secs)))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// dns.insert("short.example", Record { addr: [10, 0, 0, 1], ttl_secs: 30 });
+    /// dns.insert("long.example", Record { addr: [10, 0, 0, 2], ttl_secs: 3600 });
+    /// clock.advance(Duration::from_secs(60));
+    /// assert!(dns.get("short.example").is_none());
+    /// assert_eq!(dns.get("long.example").map(|r| r.addr), Some([10, 0, 0, 2]));
+    /// ```
+    pub fn expire_after(
+        mut self,
+        f: impl Fn(&K, &V) -> Option<Duration> + Send + Sync + 'static,
+    ) -> Self {
+        self.expire_after = Some(Arc::new(f));
+        self
+    }
+
     /// How often the background janitor sweeps expired entries out.
     /// `Duration::ZERO`, the default, registers nothing: expired entries are
     /// then removed only when looked up, removed, or by
@@ -354,6 +400,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             weigher: self.weigher,
             listener: self.listener,
             default_ttl: self.default_ttl,
+            expire_after: self.expire_after,
             cleanup_interval: self.cleanup_interval,
             initial_capacity: self.initial_capacity,
             hasher,
@@ -493,8 +540,9 @@ where
     ///
     /// # Panics
     ///
-    /// If [`max_capacity`](Self::max_capacity), [`weigher`](Self::weigher)
-    /// or [`removal_listener`](Self::removal_listener) is set: the baseline
+    /// If [`max_capacity`](Self::max_capacity), [`weigher`](Self::weigher),
+    /// [`removal_listener`](Self::removal_listener) or
+    /// [`expire_after`](Self::expire_after) is set: the baseline
     /// is the unbounded seed design this crate replaces.
     ///
     /// ```
@@ -509,9 +557,9 @@ where
         S: Send + Sync + 'static,
     {
         assert!(
-            self.bound().is_none() && self.listener.is_none(),
+            self.bound().is_none() && self.listener.is_none() && self.expire_after.is_none(),
             "shardcache: SingleLockCache is the unbounded seed design; \
-             build_single_lock() takes no max_capacity, weigher or removal_listener"
+             build_single_lock() takes no max_capacity, weigher, removal_listener or expire_after"
         );
         SingleLockCache::from_builder(self)
     }
@@ -525,6 +573,7 @@ impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
             .field("weigher", &self.weigher.is_some())
             .field("removal_listener", &self.listener.is_some())
             .field("default_ttl", &self.default_ttl)
+            .field("expire_after", &self.expire_after.is_some())
             .field("cleanup_interval", &self.cleanup_interval)
             .field("initial_capacity", &self.initial_capacity)
             .field("clock", &self.clock)

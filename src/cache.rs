@@ -4,8 +4,9 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
-use crate::builder::{CacheBuilder, Weigher};
+use crate::builder::{CacheBuilder, ExpireAfter, Weigher};
 use crate::clock::{deadline, ClockSource, NEVER};
+use crate::compute::{Begin, Compute};
 use crate::janitor::{Janitor, Sweep};
 use crate::listener::{deliver, resume, Departures, Listener, Panic, RemovalCause};
 use crate::loading::{Flight, Join};
@@ -61,8 +62,11 @@ pub struct Cache<K, V, S = ahash::RandomState> {
     /// Shard count - 1.
     mask: usize,
     default_ttl: Duration,
-    /// Whether `default_ttl` is set: inserts read the clock only then.
+    /// Whether `default_ttl` or `expire_after` is set: inserts read the
+    /// clock only then.
     expires: bool,
+    /// The TTL computed from the entry, if the cache was built with one.
+    expire_after: Option<ExpireAfter<K, V>>,
     record_stats: bool,
     /// Set only for bounded caches built with a weigher.
     weigher: Option<Weigher<K, V>>,
@@ -172,7 +176,7 @@ where
         // `ShardLocks`), unless the user asked for room now: then at once,
         // so that room that cannot be had fails the build.
         let eager = per_shard > 0;
-        let expiring = !builder.default_ttl.is_zero();
+        let expiring = !builder.default_ttl.is_zero() || builder.expire_after.is_some();
         let (tables, keep) = match builder.bound() {
             None => {
                 let init = move |index: usize| {
@@ -219,7 +223,8 @@ where
             shift: (u64::BITS - count.trailing_zeros()).min(u64::BITS - 1),
             mask: count - 1,
             default_ttl: builder.default_ttl,
-            expires: !builder.default_ttl.is_zero(),
+            expires: expiring,
+            expire_after: builder.expire_after,
             record_stats: builder.record_stats,
             weigher: builder.weigher,
             janitor,
@@ -234,8 +239,9 @@ where
         (hash.wrapping_mul(SHARD_MIX) >> self.shift) as usize & self.mask
     }
 
-    /// Inserts `value` under `key` with the default TTL, replacing any
-    /// previous value and its TTL.
+    /// Inserts `value` under `key` with the TTL that
+    /// [`expire_after`](CacheBuilder::expire_after) computes for it, else
+    /// the default TTL, replacing any previous value and its TTL.
     ///
     /// ```
     /// use shardcache::Cache;
@@ -247,7 +253,24 @@ where
     /// ```
     #[inline]
     pub fn insert(&self, key: K, value: V) {
-        self.insert_at(key, value, self.default_deadline());
+        // No reference to `key` or `value` escapes here (`expire_after`
+        // takes them out of line, by value): they stay in registers.
+        let deadline = if self.expires {
+            if self.expire_after.is_some() {
+                return self.insert_computed(key, value);
+            }
+            deadline(self.shards.clock.now(), self.default_ttl)
+        } else {
+            NEVER
+        };
+        self.insert_at(key, value, deadline);
+    }
+
+    /// [`insert`](Self::insert) with `expire_after`'s TTL.
+    #[inline(never)]
+    fn insert_computed(&self, key: K, value: V) {
+        let deadline = self.deadline_for(&key, &value);
+        self.insert_at(key, value, deadline);
     }
 
     /// Inserts `value` under `key`, live for `ttl` from now, replacing any
@@ -275,14 +298,29 @@ where
         self.insert_at(key, value, deadline);
     }
 
-    /// The deadline of an entry inserted now with the default TTL; without
-    /// one, [`NEVER`] and no clock read.
+    /// The deadline of `key` and `value` stored now by an insert or a
+    /// load: `expire_after`'s TTL, else the default TTL; with neither,
+    /// [`NEVER`] and no clock read.
     #[inline]
-    fn default_deadline(&self) -> u64 {
-        if self.expires {
-            deadline(self.shards.clock.now(), self.default_ttl)
-        } else {
+    pub(crate) fn deadline_for(&self, key: &K, value: &V) -> u64 {
+        if !self.expires {
+            return NEVER;
+        }
+        match &self.expire_after {
+            None => deadline(self.shards.clock.now(), self.default_ttl),
+            Some(f) => self.computed_deadline(f, key, value),
+        }
+    }
+
+    /// The deadline from `f`'s TTL for the entry, or the default TTL; the
+    /// clock is read only for a TTL that ends. Out of line: user code.
+    #[inline(never)]
+    fn computed_deadline(&self, f: &ExpireAfter<K, V>, key: &K, value: &V) -> u64 {
+        let ttl = f(key, value).unwrap_or(self.default_ttl);
+        if ttl.is_zero() {
             NEVER
+        } else {
+            deadline(self.shards.clock.now(), ttl)
         }
     }
 
@@ -701,47 +739,124 @@ where
         })
     }
 
-    /// Ends a successful load under one write lock: takes `flight` out of
-    /// the shard and stores `value` with the default TTL, unless an insert,
-    /// `remove` or `clear` of the key came while it loaded. Returns the
-    /// listener's first panic, for the caller to resume after waking the
-    /// waiters.
-    pub(crate) fn land(
+    /// The first step of a `compute` of `key`, under the shard's write
+    /// lock: the flight to wait for if the key is loading or computing,
+    /// else a new flight for this caller and a clone of the live value. An
+    /// expired entry met here is taken out, to be handed to the listener
+    /// (cause `Expired`) by the caller, once it holds its flight's guard.
+    pub(crate) fn begin_compute(
+        &self,
+        hash: u64,
+        index: usize,
+        key: &K,
+    ) -> (Begin<V>, Option<(K, V)>)
+    where
+        K: Clone,
+    {
+        let clock = &self.shards.clock;
+        let mut expired = None;
+        let begun = with_locks!(&self.shards.tables, locks => {
+            let mut shard = locks.write(index);
+            match shard.loading().find(hash, key) {
+                Some(flight) => Begin::Wait(flight),
+                None => {
+                    let current = match shard.get(hash, key, || clock.now(), V::clone) {
+                        Lookup::Live(value) => Some(value),
+                        Lookup::Missing => None,
+                        Lookup::Expired => {
+                            let (now, keep) = (clock.now(), self.shards.keep);
+                            expired = shard.remove_if_expired(hash, key, now, &self.hasher, keep);
+                            None
+                        }
+                    };
+                    let flight = Arc::new(Flight::new());
+                    let copy = key.clone();
+                    shard
+                        .loading_mut()
+                        .insert(hash, copy, Arc::clone(&flight), &self.hasher);
+                    Begin::Lead(flight, current)
+                }
+            }
+        });
+        if let (Begin::Lead(_, current), true) = (&begun, self.record_stats) {
+            self.shards.reads.record(current.is_some());
+        }
+        (begun, expired)
+    }
+
+    /// The last step of a load or a `compute`, under one write lock: takes
+    /// `flight` out of the shard and applies `action` (a load's is `Put`
+    /// of the loaded value, with its TTL as `insert` computes it), unless
+    /// an insert, `remove` or `clear` of the key came while it ran (then it
+    /// stores nothing: the load or compute happened just before that
+    /// write). Returns the listener's first panic, for the caller to
+    /// resume after waking the waiters.
+    pub(crate) fn settle(
         &self,
         hash: u64,
         index: usize,
         key: K,
-        value: V,
+        action: Compute<V>,
         flight: &Arc<Flight<V>>,
     ) -> Option<Panic> {
         with_locks!(&self.shards.tables, locks => {
-            self.land_in(locks, hash, index, key, value, flight)
+            self.settle_in(locks, hash, index, key, action, flight)
         })
     }
 
-    /// [`land`](Self::land), for either kind of shard.
-    fn land_in<T: Shard<K, V>>(
+    /// [`settle`](Self::settle), for either kind of shard.
+    fn settle_in<T: Shard<K, V>>(
         &self,
         locks: &ShardLocks<T>,
         hash: u64,
         index: usize,
         key: K,
-        value: V,
+        action: Compute<V>,
         flight: &Arc<Flight<V>>,
     ) -> Option<Panic> {
-        let meta = self.meta::<T>(&key, &value, self.default_deadline());
+        // User code (`expire_after`, the weigher) runs before the lock.
+        let meta = match &action {
+            Compute::Put(value) => self.meta::<T>(&key, value, self.deadline_for(&key, value)),
+            Compute::Keep | Compute::Remove => Meta {
+                deadline: NEVER,
+                weight: 1,
+            },
+        };
         let clock = &self.shards.clock;
+        let now = || clock.now();
         let mut out = T::Out::default();
-        let mut pending = Some((key, value));
+        let mut removed = None;
+        let mut pending = None;
         let mut shard = locks.write(index);
         let copy = shard.loading_mut().remove(hash, flight);
         if !flight.is_superseded() {
-            let now = || clock.now();
-            shard.insert(hash, &mut pending, meta, &self.hasher, now, &mut out);
+            match action {
+                Compute::Put(value) => {
+                    pending = Some((key, value));
+                    shard.insert(hash, &mut pending, meta, &self.hasher, now, &mut out);
+                }
+                Compute::Remove => {
+                    let keep = self.shards.keep;
+                    removed = shard.remove(hash, &key, now, &self.hasher, keep);
+                }
+                Compute::Keep => {}
+            }
         }
         drop(shard);
         drop((copy, pending));
-        out.deliver(self.shards.listener.as_ref())
+        let listener = self.shards.listener.as_ref();
+        let first = out.deliver(listener);
+        let removed = removed.map(|removed| match removed {
+            Removed::Live(key, value) => (key, value, RemovalCause::Removed),
+            Removed::Expired(key, value) => (key, value, RemovalCause::Expired),
+        });
+        first.or(deliver(listener, removed))
+    }
+
+    /// Hands an entry that a `compute` found expired to the listener.
+    pub(crate) fn depart_expired(&self, expired: Option<(K, V)>) -> Option<Panic> {
+        let expired = expired.map(|(key, value)| (key, value, RemovalCause::Expired));
+        deliver(self.shards.listener.as_ref(), expired)
     }
 
     /// Ends a failed, panicked or cancelled load: takes `flight` out of the
@@ -1116,6 +1231,7 @@ impl<K, V, S> fmt::Debug for Cache<K, V, S> {
             .field("shards", &self.shards.count())
             .field("max_capacity", &self.shards.max_capacity())
             .field("default_ttl", &self.default_ttl)
+            .field("expire_after", &self.expire_after.is_some())
             .field("clock", &self.shards.clock)
             .field("janitor", &self.janitor)
             .field("record_stats", &self.record_stats)

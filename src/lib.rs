@@ -106,6 +106,7 @@ pub mod baseline;
 mod builder;
 mod cache;
 mod clock;
+mod compute;
 mod cycles;
 mod janitor;
 mod listener;
@@ -120,6 +121,7 @@ mod waiters;
 pub use builder::CacheBuilder;
 pub use cache::Cache;
 pub use clock::{Clock, CoarseClock, ManualClock};
+pub use compute::Compute;
 pub use listener::RemovalCause;
 pub use stats::Stats;
 

@@ -34,8 +34,9 @@ use std::hash::{BuildHasher, Hash};
 use hashbrown::HashTable;
 
 use crate::cache::Cache;
+use crate::compute::Compute;
 use crate::cycles::{Edge, Node, Running, Waiting};
-use crate::listener::resume;
+use crate::listener::{resume, Panic};
 use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering};
 #[cfg(any(feature = "async", test))]
 use crate::waiters::{Slot, Waiters};
@@ -48,7 +49,8 @@ where
     S: BuildHasher,
 {
     /// The value under `key`, or the one `init` makes, which is inserted
-    /// with the default TTL. For one key at a time only one `init` runs:
+    /// with the TTL [`expire_after`](crate::CacheBuilder::expire_after)
+    /// computes for it, else the default TTL. For one key at a time only one `init` runs:
     /// concurrent callers for the same key park until it returns and get
     /// its value; callers for other keys, even in the same shard, never wait
     /// for it. `init` runs with no lock held, so it may use the cache,
@@ -67,7 +69,9 @@ where
     /// loads at once (`join!`) is seen through the one it polled last; see
     /// `docs/DESIGN.md`, "Loading".
     ///
-    /// A `get` of the key while it loads returns `None` at once. An
+    /// A [`compute`](Self::compute) of the key in progress is waited for
+    /// as a load is: its value is returned (if it stored none, this caller
+    /// loads). A `get` of the key while it loads returns `None` at once. An
     /// `insert`, `remove` or `clear` of the key while it loads wins: the
     /// loaded value is still returned to this caller and the waiting ones,
     /// but not stored over the newer state. If `init` panics, the panic
@@ -288,7 +292,7 @@ where
 }
 
 /// `flight` as a node of the wait-for graph.
-fn node<V: Clone + Send + Sync + 'static>(flight: &Arc<Flight<V>>) -> Arc<dyn Node> {
+pub(crate) fn node<V: Clone + Send + Sync + 'static>(flight: &Arc<Flight<V>>) -> Arc<dyn Node> {
     Arc::clone(flight) as Arc<dyn Node>
 }
 
@@ -305,7 +309,7 @@ pub(crate) enum Join<V> {
 /// A leader's hold on its flight: ending it with a value (`land`), or, if
 /// dropped first (the loader failed, panicked or was cancelled), abandoning
 /// it so a waiter takes over.
-struct Lead<'a, K, V, S>
+pub(crate) struct Lead<'a, K, V, S>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
@@ -323,7 +327,12 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
 {
-    fn new(cache: &'a Cache<K, V, S>, hash: u64, index: usize, flight: Arc<Flight<V>>) -> Self {
+    pub(crate) fn new(
+        cache: &'a Cache<K, V, S>,
+        hash: u64,
+        index: usize,
+        flight: Arc<Flight<V>>,
+    ) -> Self {
         Self {
             cache,
             hash,
@@ -334,7 +343,7 @@ where
 
     /// Runs `loader` (a blocking loader, or one poll of an async one) with
     /// this flight on the thread's stack of running loaders, named `name`.
-    fn run<T>(&self, name: &'static str, loader: impl FnOnce() -> T) -> T {
+    pub(crate) fn run<T>(&self, name: &'static str, loader: impl FnOnce() -> T) -> T {
         let _running = self
             .flight
             .as_ref()
@@ -342,18 +351,32 @@ where
         loader()
     }
 
-    /// Stores the loaded value and wakes the waiters with it. If storing
-    /// panics (a weigher, `Hash` or `Eq`), the flight is abandoned by `drop`
-    /// instead; a panicking listener is resumed after the waiters are woken.
-    fn land(mut self, key: K, value: V) {
+    /// Stores the loaded value and wakes the waiters with it.
+    fn land(self, key: K, value: V) {
+        let (hash, index) = (self.hash, self.index);
+        let cache = self.cache;
+        self.finish(Some(value.clone()), |flight| {
+            cache.settle(hash, index, key, Compute::Put(value), flight)
+        });
+    }
+
+    /// Ends the flight: `store` writes its outcome under the shard's lock
+    /// and takes the flight out of the shard, then the waiters are woken
+    /// with `end` (`None`: they start over). If `store` panics (a weigher,
+    /// `expire_after`, `Hash` or `Eq`), the flight is abandoned by `drop`
+    /// instead; a panicking listener (the panic `store` returns) is resumed
+    /// after the waiters are woken.
+    pub(crate) fn finish(
+        mut self,
+        end: Option<V>,
+        store: impl FnOnce(&Arc<Flight<V>>) -> Option<Panic>,
+    ) {
         let Some(flight) = self.flight.as_ref() else {
             return;
         };
-        let panic = self
-            .cache
-            .land(self.hash, self.index, key, value.clone(), flight);
+        let panic = store(flight);
         if let Some(flight) = self.flight.take() {
-            flight.end(Some(value));
+            flight.end(end);
         }
         resume(panic);
     }

@@ -420,3 +420,28 @@ fn iter_and_retain_drop_values_after_unlocking() {
         });
     }
 }
+
+/// A panicking `expire_after` runs before any lock: the insert changes
+/// nothing, a load is abandoned (the next caller loads again), and the
+/// cache stays usable.
+#[test]
+fn a_panicking_expire_after_changes_nothing() {
+    let cache: Cache<u32, u32> = Cache::builder()
+        .expire_after(|_key, value: &u32| {
+            assert!(*value != 13, "unlucky value");
+            None
+        })
+        .build();
+    cache.insert(1, 1);
+    assert!(catch_unwind(AssertUnwindSafe(|| cache.insert(1, 13))).is_err());
+    assert_eq!(cache.get(&1), Some(1), "the old value stays");
+    assert!(catch_unwind(AssertUnwindSafe(|| cache.get_or_insert_with(2, || 13))).is_err());
+    assert_eq!(cache.get(&2), None);
+    assert_eq!(
+        cache.get_or_insert_with(2, || 2),
+        2,
+        "the flight was abandoned"
+    );
+    cache.insert(1, 3);
+    assert_eq!(cache.get(&1), Some(3));
+}
