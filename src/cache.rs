@@ -30,17 +30,17 @@ const SHARD_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 ///
 /// Reads return clones, never guards, so no lock is ever held in your code.
 /// For large values, store `Arc<T>` and the clone is a reference-count bump.
-/// Share the cache between threads with `Arc<Cache<K, V>>`.
+/// Share the cache between threads by cloning it: a clone is a handle to
+/// the same cache (one atomic increment), as with moka.
 ///
 /// ```
-/// use std::sync::Arc;
 /// use std::thread;
 /// use shardcache::Cache;
 ///
-/// let cache: Arc<Cache<u64, String>> = Arc::new(Cache::new());
+/// let cache: Cache<u64, String> = Cache::new();
 /// let writers: Vec<_> = (0..4)
 ///     .map(|t| {
-///         let cache = Arc::clone(&cache);
+///         let cache = cache.clone();
 ///         thread::spawn(move || {
 ///             for i in 0..100 {
 ///                 cache.insert(t * 100 + i, format!("value {i}"));
@@ -55,6 +55,12 @@ const SHARD_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 /// assert_eq!(cache.get(&205).as_deref(), Some("value 5"));
 /// ```
 pub struct Cache<K, V, S = ahash::RandomState> {
+    inner: Arc<Inner<K, V, S>>,
+}
+
+/// What every handle of one cache shares. The last handle to drop it
+/// stops the janitor.
+struct Inner<K, V, S> {
     hasher: S,
     shards: Arc<Shards<K, V>>,
     /// Right shift that brings the shard bits of a mixed hash to the bottom.
@@ -217,7 +223,7 @@ where
         } else {
             Janitor::start(Arc::downgrade(&shards), builder.cleanup_interval)
         };
-        Self {
+        let inner = Inner {
             hasher: builder.hasher,
             shards,
             shift: (u64::BITS - count.trailing_zeros()).min(u64::BITS - 1),
@@ -228,6 +234,9 @@ where
             record_stats: builder.record_stats,
             weigher: builder.weigher,
             janitor,
+        };
+        Self {
+            inner: Arc::new(inner),
         }
     }
 
@@ -236,7 +245,7 @@ where
     fn shard_index(&self, hash: u64) -> usize {
         // The top log2(shards) bits of the mixed hash; `shift` is at most
         // 63 (one shard: the mask is 0), so this never overflows.
-        (hash.wrapping_mul(SHARD_MIX) >> self.shift) as usize & self.mask
+        (hash.wrapping_mul(SHARD_MIX) >> self.inner.shift) as usize & self.inner.mask
     }
 
     /// Inserts `value` under `key` with the TTL that
@@ -255,11 +264,11 @@ where
     pub fn insert(&self, key: K, value: V) {
         // No reference to `key` or `value` escapes here (`expire_after`
         // takes them out of line, by value): they stay in registers.
-        let deadline = if self.expires {
-            if self.expire_after.is_some() {
+        let deadline = if self.inner.expires {
+            if self.inner.expire_after.is_some() {
                 return self.insert_computed(key, value);
             }
-            deadline(self.shards.clock.now(), self.default_ttl)
+            deadline(self.inner.shards.clock.now(), self.inner.default_ttl)
         } else {
             NEVER
         };
@@ -293,7 +302,7 @@ where
         let deadline = if ttl.is_zero() {
             NEVER
         } else {
-            deadline(self.shards.clock.now(), ttl)
+            deadline(self.inner.shards.clock.now(), ttl)
         };
         self.insert_at(key, value, deadline);
     }
@@ -303,11 +312,11 @@ where
     /// [`NEVER`] and no clock read.
     #[inline]
     pub(crate) fn deadline_for(&self, key: &K, value: &V) -> u64 {
-        if !self.expires {
+        if !self.inner.expires {
             return NEVER;
         }
-        match &self.expire_after {
-            None => deadline(self.shards.clock.now(), self.default_ttl),
+        match &self.inner.expire_after {
+            None => deadline(self.inner.shards.clock.now(), self.inner.default_ttl),
             Some(f) => self.computed_deadline(f, key, value),
         }
     }
@@ -316,11 +325,11 @@ where
     /// clock is read only for a TTL that ends. Out of line: user code.
     #[inline(never)]
     fn computed_deadline(&self, f: &ExpireAfter<K, V>, key: &K, value: &V) -> u64 {
-        let ttl = f(key, value).unwrap_or(self.default_ttl);
+        let ttl = f(key, value).unwrap_or(self.inner.default_ttl);
         if ttl.is_zero() {
             NEVER
         } else {
-            deadline(self.shards.clock.now(), ttl)
+            deadline(self.inner.shards.clock.now(), ttl)
         }
     }
 
@@ -329,9 +338,9 @@ where
     /// shard) is out of line.
     #[inline]
     fn insert_at(&self, key: K, value: V, deadline: u64) {
-        let hash = self.hasher.hash_one(&key);
+        let hash = self.inner.hasher.hash_one(&key);
         let index = self.shard_index(hash);
-        match &self.shards.tables {
+        match &self.inner.shards.tables {
             Tables::Unbounded(locks) => self.insert_into(locks, index, hash, key, value, deadline),
             Tables::Bounded(locks) => self.insert_bounded(locks, index, hash, key, value, deadline),
         }
@@ -366,7 +375,7 @@ where
         // The weigher runs before the lock is taken: if it panics, nothing
         // has changed.
         let meta = self.meta::<T>(&key, &value, deadline);
-        let clock = &self.shards.clock;
+        let clock = &self.inner.shards.clock;
         // Declared before the guard: if `Eq` or `Hash` panics under the
         // lock, the entry, and whatever the insert pushed out, are dropped
         // after it is released.
@@ -376,13 +385,13 @@ where
             hash,
             &mut pending,
             meta,
-            &self.hasher,
+            &self.inner.hasher,
             || clock.now(),
             &mut out,
         );
         // The unused key and what went out are dropped or handed to the
         // listener here, after unlocking.
-        out.finish(|| self.shards.listener.as_ref());
+        out.finish(|| self.inner.shards.listener.as_ref());
     }
 
     /// What a shard of kind `T` needs to know of a new entry: its deadline,
@@ -391,7 +400,10 @@ where
     #[inline(always)]
     fn meta<T: Shard<K, V>>(&self, key: &K, value: &V, deadline: u64) -> Meta {
         let weight = if T::WEIGHED {
-            self.weigher.as_ref().map_or(1, |weigh| weigh(key, value))
+            self.inner
+                .weigher
+                .as_ref()
+                .map_or(1, |weigh| weigh(key, value))
         } else {
             1
         };
@@ -451,7 +463,7 @@ where
     /// `key`'s hash and shard.
     #[inline]
     pub(crate) fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, usize) {
-        let hash = self.hasher.hash_one(key);
+        let hash = self.inner.hasher.hash_one(key);
         (hash, self.shard_index(hash))
     }
 
@@ -467,7 +479,7 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        let shards = &*self.shards;
+        let shards = &*self.inner.shards;
         // The read guard is a temporary: it is released at the end of this
         // statement, before anything else happens.
         let found = with_locks!(&shards.tables, locks => match locks.read(index) {
@@ -482,7 +494,7 @@ where
                 None
             }
         };
-        if self.record_stats {
+        if self.inner.record_stats {
             shards.reads.record(result.is_some());
         }
         result
@@ -511,13 +523,13 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        let hash = self.hasher.hash_one(key);
+        let hash = self.inner.hasher.hash_one(key);
         let index = self.shard_index(hash);
-        let now = || self.shards.clock.now();
-        let keep = self.shards.keep;
-        let removed = with_locks!(&self.shards.tables, locks => locks
+        let now = || self.inner.shards.clock.now();
+        let keep = self.inner.shards.keep;
+        let removed = with_locks!(&self.inner.shards.tables, locks => locks
             .write_existing(index)
-            .and_then(|mut shard| shard.remove(hash, key, now, &self.hasher, keep)));
+            .and_then(|mut shard| shard.remove(hash, key, now, &self.inner.hasher, keep)));
         self.departed(removed?)
     }
 
@@ -527,7 +539,7 @@ where
     fn departed(&self, removed: Removed<K, V>) -> Option<V> {
         match removed {
             Removed::Live(key, value) => {
-                if let Some(listener) = &self.shards.listener {
+                if let Some(listener) = &self.inner.shards.listener {
                     let told = value.clone();
                     resume(deliver(
                         Some(listener),
@@ -537,7 +549,7 @@ where
                 Some(value)
             }
             Removed::Expired(key, value) => {
-                self.shards.depart(key, value, RemovalCause::Expired);
+                self.inner.shards.depart(key, value, RemovalCause::Expired);
                 None
             }
         }
@@ -569,11 +581,11 @@ where
         Q: Hash + Equivalent<K> + ?Sized,
     {
         let (hash, index) = self.locate(key);
-        let now = || self.shards.clock.now();
-        let keep = self.shards.keep;
-        let removed = with_locks!(&self.shards.tables, locks => locks
+        let now = || self.inner.shards.clock.now();
+        let keep = self.inner.shards.keep;
+        let removed = with_locks!(&self.inner.shards.tables, locks => locks
             .write_existing(index)
-            .and_then(|mut shard| shard.remove_if(hash, key, now, pred, &self.hasher, keep)));
+            .and_then(|mut shard| shard.remove_if(hash, key, now, pred, &self.inner.hasher, keep)));
         self.departed(removed?)
     }
 
@@ -605,7 +617,7 @@ where
         K: Clone,
     {
         Iter {
-            shards: &self.shards,
+            shards: &self.inner.shards,
             next: 0,
             batch: Vec::new(),
         }
@@ -636,7 +648,7 @@ where
     /// assert_eq!(cache.get(&4), Some(4));
     /// ```
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
-        let shards = &*self.shards;
+        let shards = &*self.inner.shards;
         let now = || shards.clock.now();
         let mut first_panic = None;
         with_locks!(&shards.tables, locks => {
@@ -685,7 +697,7 @@ where
     /// assert_eq!(cache.max_capacity(), Some(10));
     /// ```
     pub fn set_max_capacity(&self, max: u64) {
-        let shards = &*self.shards;
+        let shards = &*self.inner.shards;
         let Tables::Bounded(locks) = &shards.tables else {
             panic!(
                 "shardcache: set_max_capacity on an unbounded cache; build it with max_capacity"
@@ -693,7 +705,7 @@ where
         };
         shards.max_capacity.store(max, Ordering::Relaxed);
         shards.capped.store(true, Ordering::Release);
-        let unit = self.weigher.is_none();
+        let unit = self.inner.weigher.is_none();
         let mut first_panic = None;
         for index in 0..locks.len() {
             let mut out = Departures::default();
@@ -706,7 +718,7 @@ where
                 let max = shards.max_capacity.load(Ordering::Relaxed);
                 let share = share(max, locks.len(), index);
                 let now = || shards.clock.now();
-                shard.set_capacity(share, unit, &self.hasher, now, &mut out);
+                shard.set_capacity(share, unit, &self.inner.hasher, now, &mut out);
             }
             first_panic = first_panic.or(deliver(shards.listener.as_ref(), out));
         }
@@ -721,8 +733,8 @@ where
     where
         K: Clone,
     {
-        let now = || self.shards.clock.now();
-        with_locks!(&self.shards.tables, locks => {
+        let now = || self.inner.shards.clock.now();
+        with_locks!(&self.inner.shards.tables, locks => {
             let mut shard = locks.write(index);
             if let Lookup::Live(value) = shard.get(hash, key, now, V::clone) {
                 return Join::Hit(value);
@@ -734,7 +746,7 @@ where
             let copy = key.clone();
             shard
                 .loading_mut()
-                .insert(hash, copy, Arc::clone(&flight), &self.hasher);
+                .insert(hash, copy, Arc::clone(&flight), &self.inner.hasher);
             Join::Lead(flight)
         })
     }
@@ -753,9 +765,9 @@ where
     where
         K: Clone,
     {
-        let clock = &self.shards.clock;
+        let clock = &self.inner.shards.clock;
         let mut expired = None;
-        let begun = with_locks!(&self.shards.tables, locks => {
+        let begun = with_locks!(&self.inner.shards.tables, locks => {
             let mut shard = locks.write(index);
             match shard.loading().find(hash, key) {
                 Some(flight) => Begin::Wait(flight),
@@ -764,8 +776,8 @@ where
                         Lookup::Live(value) => Some(value),
                         Lookup::Missing => None,
                         Lookup::Expired => {
-                            let (now, keep) = (clock.now(), self.shards.keep);
-                            expired = shard.remove_if_expired(hash, key, now, &self.hasher, keep);
+                            let (now, keep) = (clock.now(), self.inner.shards.keep);
+                            expired = shard.remove_if_expired(hash, key, now, &self.inner.hasher, keep);
                             None
                         }
                     };
@@ -773,13 +785,13 @@ where
                     let copy = key.clone();
                     shard
                         .loading_mut()
-                        .insert(hash, copy, Arc::clone(&flight), &self.hasher);
+                        .insert(hash, copy, Arc::clone(&flight), &self.inner.hasher);
                     Begin::Lead(flight, current)
                 }
             }
         });
-        if let (Begin::Lead(_, current), true) = (&begun, self.record_stats) {
-            self.shards.reads.record(current.is_some());
+        if let (Begin::Lead(_, current), true) = (&begun, self.inner.record_stats) {
+            self.inner.shards.reads.record(current.is_some());
         }
         (begun, expired)
     }
@@ -799,7 +811,7 @@ where
         action: Compute<V>,
         flight: &Arc<Flight<V>>,
     ) -> Option<Panic> {
-        with_locks!(&self.shards.tables, locks => {
+        with_locks!(&self.inner.shards.tables, locks => {
             self.settle_in(locks, hash, index, key, action, flight)
         })
     }
@@ -822,7 +834,7 @@ where
                 weight: 1,
             },
         };
-        let clock = &self.shards.clock;
+        let clock = &self.inner.shards.clock;
         let now = || clock.now();
         let mut out = T::Out::default();
         let mut removed = None;
@@ -833,18 +845,18 @@ where
             match action {
                 Compute::Put(value) => {
                     pending = Some((key, value));
-                    shard.insert(hash, &mut pending, meta, &self.hasher, now, &mut out);
+                    shard.insert(hash, &mut pending, meta, &self.inner.hasher, now, &mut out);
                 }
                 Compute::Remove => {
-                    let keep = self.shards.keep;
-                    removed = shard.remove(hash, &key, now, &self.hasher, keep);
+                    let keep = self.inner.shards.keep;
+                    removed = shard.remove(hash, &key, now, &self.inner.hasher, keep);
                 }
                 Compute::Keep => {}
             }
         }
         drop(shard);
         drop((copy, pending));
-        let listener = self.shards.listener.as_ref();
+        let listener = self.inner.shards.listener.as_ref();
         let first = out.deliver(listener);
         let removed = removed.map(|removed| match removed {
             Removed::Live(key, value) => (key, value, RemovalCause::Removed),
@@ -856,13 +868,13 @@ where
     /// Hands an entry that a `compute` found expired to the listener.
     pub(crate) fn depart_expired(&self, expired: Option<(K, V)>) -> Option<Panic> {
         let expired = expired.map(|(key, value)| (key, value, RemovalCause::Expired));
-        deliver(self.shards.listener.as_ref(), expired)
+        deliver(self.inner.shards.listener.as_ref(), expired)
     }
 
     /// Ends a failed, panicked or cancelled load: takes `flight` out of the
     /// shard and wakes its waiters, who start over.
     pub(crate) fn abandon(&self, hash: u64, index: usize, flight: &Arc<Flight<V>>) {
-        let copy = with_locks!(&self.shards.tables, locks => {
+        let copy = with_locks!(&self.inner.shards.tables, locks => {
             locks.write(index).loading_mut().remove(hash, flight)
         });
         drop(copy);
@@ -876,15 +888,15 @@ where
     where
         Q: Equivalent<K> + ?Sized,
     {
-        let now = self.shards.clock.now();
-        let keep = self.shards.keep;
-        let removed = with_locks!(&self.shards.tables, locks => locks
+        let now = self.inner.shards.clock.now();
+        let keep = self.inner.shards.keep;
+        let removed = with_locks!(&self.inner.shards.tables, locks => locks
             .write_existing(index)
-            .and_then(|mut shard| shard.remove_if_expired(hash, key, now, &self.hasher, keep)));
+            .and_then(|mut shard| shard.remove_if_expired(hash, key, now, &self.inner.hasher, keep)));
         // Dropped or handed to the listener after the write lock is
         // released.
         if let Some((key, value)) = removed {
-            self.shards.depart(key, value, RemovalCause::Expired);
+            self.inner.shards.depart(key, value, RemovalCause::Expired);
         }
     }
 }
@@ -920,7 +932,7 @@ where
         let mut removed = 0;
         let mut first_panic = None;
         for index in 0..self.shard_count() {
-            let (count, panic) = self.shards.sweep(index);
+            let (count, panic) = self.inner.shards.sweep(index);
             removed += count;
             first_panic = first_panic.or(panic);
         }
@@ -932,7 +944,7 @@ where
     /// model checker in `loom-tests/`; not part of the public API.
     #[doc(hidden)]
     pub fn __sweep_shard(&self, index: usize) -> usize {
-        let (removed, panic) = self.shards.sweep(index);
+        let (removed, panic) = self.inner.shards.sweep(index);
         resume(panic);
         removed
     }
@@ -950,7 +962,7 @@ where
     /// assert_eq!(cache.len(), 2);
     /// ```
     pub fn len(&self) -> usize {
-        self.shards.len()
+        self.inner.shards.len()
     }
 
     /// Whether no entries are stored (expired ones included).
@@ -964,7 +976,7 @@ where
     /// assert!(!cache.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        with_locks!(&self.shards.tables, locks => {
+        with_locks!(&self.inner.shards.tables, locks => {
             (0..locks.len()).all(|index| locks.read(index).is_none_or(|shard| shard.len() == 0))
         })
     }
@@ -981,7 +993,7 @@ where
     /// assert_eq!(unbounded.max_capacity(), None);
     /// ```
     pub fn max_capacity(&self) -> Option<u64> {
-        self.shards.max_capacity()
+        self.inner.shards.max_capacity()
     }
 
     /// The total weight stored, summed over the shards: the sum of the
@@ -1001,7 +1013,7 @@ where
     /// assert_eq!(cache.weighted_size(), 9);
     /// ```
     pub fn weighted_size(&self) -> u64 {
-        with_locks!(&self.shards.tables, locks => (0..locks.len())
+        with_locks!(&self.inner.shards.tables, locks => (0..locks.len())
             .map(|index| locks.read(index).map_or(0, |shard| shard.weight()))
             .sum())
     }
@@ -1018,9 +1030,9 @@ where
     /// assert!(cache.is_empty());
     /// ```
     pub fn clear(&self) {
-        let listener = self.shards.listener.as_ref();
+        let listener = self.inner.shards.listener.as_ref();
         let mut first_panic = None;
-        with_locks!(&self.shards.tables, locks => {
+        with_locks!(&self.inner.shards.tables, locks => {
             for index in 0..locks.len() {
                 let taken = locks
                     .write_existing(index)
@@ -1045,7 +1057,7 @@ where
     /// assert_eq!(cache.shard_count(), 16);
     /// ```
     pub fn shard_count(&self) -> usize {
-        self.shards.count()
+        self.inner.shards.count()
     }
 
     /// The counters, summed over the shards; all zero unless the cache was
@@ -1061,15 +1073,15 @@ where
     /// ```
     pub fn stats(&self) -> Stats {
         let mut stats = Stats::default();
-        if self.record_stats {
-            with_locks!(&self.shards.tables, locks => {
+        if self.inner.record_stats {
+            with_locks!(&self.inner.shards.tables, locks => {
                 for index in 0..locks.len() {
                     if let Some(shard) = locks.read(index) {
                         stats += shard.counts();
                     }
                 }
             });
-            self.shards.reads.add_to(&mut stats);
+            self.inner.shards.reads.add_to(&mut stats);
         }
         stats
     }
@@ -1080,8 +1092,9 @@ where
     /// listener no more). If this was the last cache with a cleanup
     /// interval, the janitor thread is stopped and joined. Idempotent;
     /// the cache keeps working, expired entries are then removed lazily or
-    /// by [`remove_expired`](Self::remove_expired). Dropping the cache does
-    /// the same.
+    /// by [`remove_expired`](Self::remove_expired). It closes the cache for
+    /// every handle (every [`clone`](Clone::clone) of it); dropping the last
+    /// handle does the same.
     ///
     /// Do not call it (or drop the cache) while holding a lock that this
     /// cache's listener, or the `Drop` of its keys and values, may take:
@@ -1101,7 +1114,7 @@ where
     /// assert_eq!(cache.get(&1), Some(1));
     /// ```
     pub fn close(&self) {
-        self.janitor.stop();
+        self.inner.janitor.stop();
     }
 }
 
@@ -1217,24 +1230,49 @@ impl<K: Clone, V: Clone> Iterator for Iter<'_, K, V> {
     }
 }
 
-impl<K, V, S> Drop for Cache<K, V, S> {
+impl<K, V, S> Drop for Inner<K, V, S> {
     fn drop(&mut self) {
         // Stop the janitor before the shards go, so it never drops them.
         self.janitor.stop();
     }
 }
 
+/// A handle to the same cache, as moka's `Cache::clone`: an atomic
+/// increment, no copy of any entry. Every handle sees every other's
+/// writes; the cache (and its janitor) lives until the last handle is
+/// dropped, and [`close`](Cache::close) on any handle closes it for all.
+///
+/// ```
+/// use std::thread;
+/// use shardcache::Cache;
+///
+/// let cache: Cache<u64, u64> = Cache::new();
+/// let writer = {
+///     let cache = cache.clone();
+///     thread::spawn(move || cache.insert(1, 10))
+/// };
+/// writer.join().unwrap();
+/// assert_eq!(cache.get(&1), Some(10));
+/// ```
+impl<K, V, S> Clone for Cache<K, V, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
 impl<K, V, S> fmt::Debug for Cache<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
-            .field("len", &self.shards.len())
-            .field("shards", &self.shards.count())
-            .field("max_capacity", &self.shards.max_capacity())
-            .field("default_ttl", &self.default_ttl)
-            .field("expire_after", &self.expire_after.is_some())
-            .field("clock", &self.shards.clock)
-            .field("janitor", &self.janitor)
-            .field("record_stats", &self.record_stats)
+            .field("len", &self.inner.shards.len())
+            .field("shards", &self.inner.shards.count())
+            .field("max_capacity", &self.inner.shards.max_capacity())
+            .field("default_ttl", &self.inner.default_ttl)
+            .field("expire_after", &self.inner.expire_after.is_some())
+            .field("clock", &self.inner.shards.clock)
+            .field("janitor", &self.inner.janitor)
+            .field("record_stats", &self.inner.record_stats)
             .finish_non_exhaustive()
     }
 }

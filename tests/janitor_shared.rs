@@ -136,9 +136,44 @@ fn every_cache_shares_one_janitor_thread_that_ends_with_the_last() {
     later.close();
     drop(later);
 
+    handles_share_one_cache_and_its_janitor(&clock);
     last_cache_closed_by_its_listener_stops_the_thread();
     last_cache_dropped_on_the_janitor_thread_stops_the_thread();
     drop(plain);
+}
+
+/// Clones of a cache are handles to it: dropping one keeps the cache and
+/// its janitor for the others, the last drop stops the janitor, and
+/// `close` on any handle closes it for every handle.
+fn handles_share_one_cache_and_its_janitor(clock: &ManualClock) {
+    let first: Cache<u32, u32> = Cache::builder()
+        .clock(clock.clone())
+        .cleanup_interval(Duration::from_millis(2))
+        .build();
+    let second = first.clone();
+    eventually("the cache started a janitor", || janitor_threads() == 1);
+    drop(first);
+    second.insert_with_ttl(1, 1, SECOND);
+    clock.advance(2 * SECOND);
+    eventually("the janitor sweeps for the remaining handle", || {
+        second.is_empty()
+    });
+    assert_eq!(janitor_threads(), 1);
+    drop(second);
+    eventually("the last handle stopped the janitor", || {
+        janitor_threads() == 0
+    });
+
+    let first: Cache<u32, u32> = Cache::builder().cleanup_interval(HOUR).build();
+    let second = first.clone();
+    eventually("the cache started a janitor", || janitor_threads() == 1);
+    second.close();
+    eventually("close on one handle stopped the janitor", || {
+        janitor_threads() == 0
+    });
+    assert!(format!("{first:?}").contains("running: false"));
+    first.insert(2, 2);
+    assert_eq!(second.get(&2), Some(2), "both handles still work");
 }
 
 /// The only cache with cleanup is closed by its own listener, on the

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -618,5 +619,45 @@ fn iter_misses_no_entry_present_throughout_concurrent_writes() {
         for writer in writers {
             writer.join().unwrap();
         }
+    }
+}
+
+/// A clone is a handle to the same cache: each sees the other's writes,
+/// and the entries live until the last handle is dropped.
+#[test]
+fn clones_are_handles_to_one_cache() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    for bounded in [false, true] {
+        drops.store(0, Ordering::Relaxed);
+        let builder = Cache::builder();
+        let builder = if bounded {
+            builder.max_capacity(100)
+        } else {
+            builder
+        };
+        let first: Cache<u32, Arc<Counted>> = builder.build();
+        let second = first.clone();
+        first.insert(1, Arc::new(Counted(Arc::clone(&drops))));
+        assert!(second.get(&1).is_some());
+        second.remove(&1);
+        assert!(first.get(&1).is_none());
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+        second.insert(2, Arc::new(Counted(Arc::clone(&drops))));
+        assert_eq!(first.len(), 1);
+        drop(first);
+        assert_eq!(second.len(), 1, "dropping one handle keeps the entries");
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+        drop(second);
+        assert_eq!(
+            drops.load(Ordering::Relaxed),
+            2,
+            "the last handle frees them"
+        );
     }
 }
