@@ -87,9 +87,10 @@
 //! ## Lifecycle
 //!
 //! One janitor thread (`shardcache-janitor`) sweeps every cache of the
-//! process that has a cleanup interval. [`Cache::close`] and dropping the
-//! cache take it off the janitor's list (waiting out a sweep of it in
-//! progress); the last cache to leave stops and joins the thread. The
+//! process that has a cleanup interval. A `Cache` is a handle: its clones
+//! share one cache. [`Cache::close`] on any handle, or dropping the last
+//! handle, takes the cache off the janitor's list (waiting out a sweep of it
+//! in progress); the last cache to leave stops and joins the thread. The
 //! janitor holds only weak references to the shards.
 //!
 //! ## The baseline
