@@ -314,7 +314,7 @@ fn logged(capacity: u64, shards: usize) -> (Cache<u64, u64, Fixed>, CauseLog) {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "thousands of inserts over every shard; the bulk paths run no unsafe code of their own, and tests/panic_safety.rs and the unit tests cover them under Miri")]
+#[cfg_attr(miri, ignore = "thousands of inserts")]
 fn set_max_capacity_evicts_down_to_the_new_bound_and_lets_it_grow_again() {
     use shardcache::RemovalCause;
     // One shard: its share is the whole bound, so the counts are exact.
@@ -435,7 +435,7 @@ fn evicts_as_if_untouched(between: impl Fn(&Cache<u64, u64, Fixed>)) {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "thousands of inserts over every shard; the bulk paths run no unsafe code of their own, and tests/panic_safety.rs and the unit tests cover them under Miri")]
+#[cfg_attr(miri, ignore = "thousands of inserts")]
 fn iter_and_a_retain_that_keeps_everything_leave_the_eviction_order_alone() {
     evicts_as_if_untouched(|cache| {
         for _ in 0..3 {
@@ -446,7 +446,7 @@ fn iter_and_a_retain_that_keeps_everything_leave_the_eviction_order_alone() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "thousands of inserts over every shard; the bulk paths run no unsafe code of their own, and tests/panic_safety.rs and the unit tests cover them under Miri")]
+#[cfg_attr(miri, ignore = "thousands of inserts")]
 fn retain_keeps_weights_stats_and_the_listener_exact() {
     use shardcache::RemovalCause;
     let log = Arc::new(std::sync::Mutex::new(Vec::new()));
