@@ -324,7 +324,7 @@ impl Input {
     /// first code of the variant). The upper one means the same today and
     /// is kept for the next header field (a time-to-idle, read after the
     /// default TTL only when the code is in an upper sixth), so that adding
-    /// it changes no seed; `committed_seeds_leave_the_header_room_free` in
+    /// it changes no seed; `committed_seeds_keep_their_meaning` in
     /// `tests/model_check.rs` pins that no seed uses an upper sixth yet.
     pub fn header(u: &mut Unstructured<'_>) -> arbitrary::Result<(Shards, Ttl)> {
         let code = u64::from(u32::arbitrary(u)?);
