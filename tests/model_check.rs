@@ -1628,16 +1628,20 @@ fn compute_case() -> Input {
     }
 }
 
+/// `compute_case` on both caches and on three bounded ones: capacity 1,
+/// capacity 2 with weights `value % 4`, and a weigher with no bound (under
+/// Miri only `Cache` and the second: 2.7 s instead of 6.3).
 #[test]
 fn compute_regressions() {
     let input = compute_case();
     model::check::<Cache<u8, Value>>(&input);
-    model::check::<SingleLockCache<u8, Value>>(&input);
-    for (capacity, weights) in [
-        (1, Weights::Unit),
-        (2, Weights::Small),
-        (250, Weights::Wide),
-    ] {
+    let mut bounds = vec![(2, Weights::Small)];
+    if !cfg!(miri) {
+        // The baseline has no `compute`: the check skips those ops.
+        model::check::<SingleLockCache<u8, Value>>(&input);
+        bounds.extend([(1, Weights::Unit), (250, Weights::Wide)]);
+    }
+    for (capacity, weights) in bounds {
         model::check_bounded::<Cache<u8, Tracked>>(&bounded(
             capacity,
             weights,
