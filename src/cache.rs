@@ -11,7 +11,7 @@ use crate::janitor::{Janitor, Sweep};
 use crate::listener::{deliver, resume, Departures, Listener, Panic, RemovalCause};
 use crate::loading::{Flight, Join};
 use crate::locks::{default_stripes, ShardLocks};
-use crate::shard::{BoundedShard, Keep, Lookup, Meta, Out, Removed, Shard, UnboundedShard};
+use crate::shard::{BoundedShard, Keep, Lookup, Meta, Out, Removed, Shard, Tti, UnboundedShard};
 use crate::stats::{ReadCounters, Stats};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
 use crate::Equivalent;
@@ -73,6 +73,11 @@ struct Inner<K, V, S> {
     expires: bool,
     /// The TTL computed from the entry, if the cache was built with one.
     expire_after: Option<ExpireAfter<K, V>>,
+    /// The time-to-idle; `tti` is 0 without one.
+    tti: Tti,
+    /// Whether the cache has a bound (its shards may be bounded shards
+    /// without one: a cache with a time-to-idle).
+    bounded: bool,
     record_stats: bool,
     /// Set only for bounded caches built with a weigher.
     weigher: Option<Weigher<K, V>>,
@@ -182,8 +187,15 @@ where
         // `ShardLocks`), unless the user asked for room now: then at once,
         // so that room that cannot be had fails the build.
         let eager = per_shard > 0;
-        let expiring = !builder.default_ttl.is_zero() || builder.expire_after.is_some();
-        let (tables, keep) = match builder.bound() {
+        let tti = builder.time_to_idle.and_then(Tti::new);
+        let expiring =
+            !builder.default_ttl.is_zero() || builder.expire_after.is_some() || tti.is_some();
+        // Only bounded shards keep idle deadlines: a cache with a
+        // time-to-idle and no bound gets them with no bound (see
+        // docs/DESIGN.md, "Time to idle").
+        let bound = builder.bound();
+        let shard_bound = bound.or(tti.map(|_| u64::MAX));
+        let (tables, keep) = match shard_bound {
             None => {
                 let init = move |index: usize| {
                     // Past `count` (fewer shards than a group): never used.
@@ -231,6 +243,8 @@ where
             default_ttl: builder.default_ttl,
             expires: expiring,
             expire_after: builder.expire_after,
+            tti: tti.unwrap_or_default(),
+            bounded: bound.is_some(),
             record_stats: builder.record_stats,
             weigher: builder.weigher,
             janitor,
@@ -395,8 +409,9 @@ where
     }
 
     /// What a shard of kind `T` needs to know of a new entry: its deadline,
-    /// and its weight if `T` weighs entries (the weigher runs here, before
-    /// any lock is taken).
+    /// its weight if `T` weighs entries (the weigher runs here, before any
+    /// lock is taken), and its idle deadline if the cache has a
+    /// time-to-idle (then `T` is bounded).
     #[inline(always)]
     fn meta<T: Shard<K, V>>(&self, key: &K, value: &V, deadline: u64) -> Meta {
         let weight = if T::WEIGHED {
@@ -407,7 +422,17 @@ where
         } else {
             1
         };
-        Meta { deadline, weight }
+        let tti = &self.inner.tti;
+        let idle = if T::IDLE && tti.tti != 0 {
+            tti.written(self.inner.shards.clock.now())
+        } else {
+            NEVER
+        };
+        Meta {
+            deadline,
+            weight,
+            idle,
+        }
     }
 
     /// Returns a clone of the value under `key`, or `None` if there is none
@@ -428,11 +453,13 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.lookup(key, V::clone)
+        self.lookup::<Q, V, true>(key, V::clone)
     }
 
     /// Whether `key` has a live value. An expired entry is removed, as by
-    /// [`get`](Self::get).
+    /// [`get`](Self::get). Not a read for
+    /// [`time_to_idle`](CacheBuilder::time_to_idle): it keeps no entry
+    /// alive.
     ///
     /// ```
     /// use shardcache::Cache;
@@ -446,18 +473,20 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.lookup(key, |_| ()).is_some()
+        self.lookup::<Q, (), false>(key, |_| ()).is_some()
     }
 
     /// The hot path: one hash, one read lock, one probe (a second only if
-    /// the shard holds entries with a TTL), `read` on the value.
+    /// the shard holds entries with a TTL), `read` on the value. `ACCESS`:
+    /// a read for the time-to-idle (`get`, a loading method's hit), not a
+    /// look (`contains_key`).
     #[inline]
-    fn lookup<Q, R>(&self, key: &Q, read: impl FnOnce(&V) -> R) -> Option<R>
+    fn lookup<Q, R, const ACCESS: bool>(&self, key: &Q, read: impl FnOnce(&V) -> R) -> Option<R>
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
         let (hash, index) = self.locate(key);
-        self.lookup_at(hash, index, key, read)
+        self.lookup_at::<Q, R, ACCESS>(hash, index, key, read)
     }
 
     /// `key`'s hash and shard.
@@ -469,7 +498,7 @@ where
 
     /// [`lookup`](Self::lookup) with the hash already computed.
     #[inline]
-    pub(crate) fn lookup_at<Q, R>(
+    pub(crate) fn lookup_at<Q, R, const ACCESS: bool>(
         &self,
         hash: u64,
         index: usize,
@@ -483,6 +512,9 @@ where
         // The read guard is a temporary: it is released at the end of this
         // statement, before anything else happens.
         let found = with_locks!(&shards.tables, locks => match locks.read(index) {
+            Some(shard) if ACCESS => {
+                shard.access(hash, key, || shards.clock.now(), || self.inner.tti, read)
+            }
             Some(shard) => shard.get(hash, key, || shards.clock.now(), read),
             None => Lookup::Missing,
         });
@@ -698,7 +730,7 @@ where
     /// ```
     pub fn set_max_capacity(&self, max: u64) {
         let shards = &*self.inner.shards;
-        let Tables::Bounded(locks) = &shards.tables else {
+        let (Tables::Bounded(locks), true) = (&shards.tables, self.inner.bounded) else {
             panic!(
                 "shardcache: set_max_capacity on an unbounded cache; build it with max_capacity"
             );
@@ -736,7 +768,7 @@ where
         let now = || self.inner.shards.clock.now();
         with_locks!(&self.inner.shards.tables, locks => {
             let mut shard = locks.write(index);
-            if let Lookup::Live(value) = shard.get(hash, key, now, V::clone) {
+            if let Lookup::Live(value) = shard.access(hash, key, now, || self.inner.tti, V::clone) {
                 return Join::Hit(value);
             }
             if let Some(flight) = shard.loading().find(hash, key) {
@@ -772,7 +804,8 @@ where
             match shard.loading().find(hash, key) {
                 Some(flight) => Begin::Wait(flight),
                 None => {
-                    let current = match shard.get(hash, key, || clock.now(), V::clone) {
+                    let now = || clock.now();
+                    let current = match shard.access(hash, key, now, || self.inner.tti, V::clone) {
                         Lookup::Live(value) => Some(value),
                         Lookup::Missing => None,
                         Lookup::Expired => {
@@ -832,6 +865,7 @@ where
             Compute::Keep | Compute::Remove => Meta {
                 deadline: NEVER,
                 weight: 1,
+                idle: NEVER,
             },
         };
         let clock = &self.inner.shards.clock;
@@ -1270,6 +1304,7 @@ impl<K, V, S> fmt::Debug for Cache<K, V, S> {
             .field("max_capacity", &self.inner.shards.max_capacity())
             .field("default_ttl", &self.inner.default_ttl)
             .field("expire_after", &self.inner.expire_after.is_some())
+            .field("time_to_idle", &Duration::from_nanos(self.inner.tti.tti))
             .field("clock", &self.inner.shards.clock)
             .field("janitor", &self.inner.janitor)
             .field("record_stats", &self.inner.record_stats)

@@ -34,7 +34,9 @@
 //! large for the clock, means it never expires. Expired entries are never
 //! returned; they are removed when looked up, by [`Cache::remove_expired`],
 //! or by the background janitor ([`CacheBuilder::cleanup_interval`]), which
-//! sweeps one shard at a time.
+//! sweeps one shard at a time. With [`CacheBuilder::time_to_idle`], an
+//! entry neither read nor written for that long expires too, whichever
+//! ends first.
 //!
 //! ## Capacity
 //!

@@ -141,7 +141,7 @@ where
         init: impl FnOnce() -> Result<V, E>,
     ) -> Result<V, E> {
         let (hash, index) = self.locate(&key);
-        match self.lookup_at(hash, index, &key, V::clone) {
+        match self.lookup_at::<K, V, true>(hash, index, &key, V::clone) {
             Some(value) => Ok(value),
             None => self.load(hash, index, key, name, init),
         }
@@ -170,7 +170,7 @@ where
                         return Ok(value);
                     }
                     // Abandoned: look again, and lead if no one else does.
-                    if let Some(value) = self.lookup_at(hash, index, &key, V::clone) {
+                    if let Some(value) = self.lookup_at::<K, V, true>(hash, index, &key, V::clone) {
                         return Ok(value);
                     }
                 }
@@ -267,7 +267,7 @@ where
     ) -> Result<V, E> {
         let (hash, index) = self.locate(&key);
         loop {
-            if let Some(value) = self.lookup_at(hash, index, &key, V::clone) {
+            if let Some(value) = self.lookup_at::<K, V, true>(hash, index, &key, V::clone) {
                 return Ok(value);
             }
             match self.join(hash, index, &key) {

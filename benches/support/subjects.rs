@@ -1,4 +1,4 @@
-//! The subjects: shardcache's `Cache` (with and without TTL, unbounded and
+//! The subjects: shardcache's `Cache` (with and without TTL or TTI, unbounded and
 //! bounded), its single-lock baseline, the two maps an engineer would write
 //! by hand, and five crates an engineer would otherwise pick. Each one is
 //! built with the same fixed-seed hasher and wrapped in [`ConcurrentMap`], so
@@ -248,6 +248,9 @@ pub enum Subject {
     Cache,
     /// `Cache` whose entries all carry [`FAR_FUTURE_TTL`].
     CacheTtl,
+    /// `Cache` built with a time-to-idle of [`FAR_FUTURE_TTL`]: every `get`
+    /// reads the clock and may move the entry's idle deadline.
+    CacheTti,
     /// `shardcache::baseline::SingleLockCache`.
     SingleLock,
     /// `std::sync::RwLock<std::collections::HashMap>`.
@@ -345,9 +348,10 @@ impl Subject {
     ];
 
     /// Every named subject: what `--subjects` accepts.
-    const NAMED: [Subject; 16] = [
+    const NAMED: [Subject; 17] = [
         Subject::Cache,
         Subject::CacheTtl,
+        Subject::CacheTti,
         Subject::SingleLock,
         Subject::RwLockHashMap,
         Subject::MutexHashMap,
@@ -385,6 +389,7 @@ impl Subject {
         Some(match self {
             Subject::Cache => "cache",
             Subject::CacheTtl => "cache-ttl",
+            Subject::CacheTti => "cache-tti",
             Subject::SingleLock => "single-lock",
             Subject::RwLockHashMap => "rwlock",
             Subject::MutexHashMap => "mutex",
@@ -413,6 +418,7 @@ impl Subject {
             Subject::CacheBoundedExact | Subject::QuickCacheExact => Some(Room::Exact),
             Subject::Cache
             | Subject::CacheTtl
+            | Subject::CacheTti
             | Subject::SingleLock
             | Subject::RwLockHashMap
             | Subject::MutexHashMap
@@ -469,6 +475,12 @@ impl Subject {
                 Cache::builder()
                     .hasher(hasher())
                     .default_ttl(FAR_FUTURE_TTL)
+                    .build(),
+            ),
+            Subject::CacheTti => Box::new(
+                Cache::builder()
+                    .hasher(hasher())
+                    .time_to_idle(FAR_FUTURE_TTL)
                     .build(),
             ),
             Subject::SingleLock => Box::new(SingleLockCache::builder().hasher(hasher()).build()),
@@ -534,6 +546,7 @@ impl fmt::Display for Subject {
         match self {
             Subject::Cache => f.write_str("Cache"),
             Subject::CacheTtl => f.write_str("Cache+TTL"),
+            Subject::CacheTti => f.write_str("Cache+TTI"),
             Subject::SingleLock => f.write_str("SingleLockCache"),
             Subject::RwLockHashMap => f.write_str("RwLock<HashMap>"),
             Subject::MutexHashMap => f.write_str("Mutex<HashMap>"),
@@ -563,6 +576,7 @@ impl ValueEnum for Subject {
         let help = match self {
             Subject::Cache => "shardcache::Cache, default build, entries without TTL",
             Subject::CacheTtl => "shardcache::Cache, every entry with a TTL a day away",
+            Subject::CacheTti => "shardcache::Cache with a time-to-idle of a day",
             Subject::SingleLock => "shardcache::baseline::SingleLockCache",
             Subject::RwLockHashMap => "std RwLock<HashMap>",
             Subject::MutexHashMap => "std Mutex<HashMap>",

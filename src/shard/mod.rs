@@ -13,6 +13,9 @@
 //!   the eviction policy behind a narrow interface, and the deadlines.
 //! - `sizing.rs`: the room tables start with and when they shrink, shared
 //!   by both.
+//! - `idle.rs`: the time-to-idle and the rule by which a read moves an
+//!   entry's deadline; only the bounded kind keeps idle deadlines, and a
+//!   cache with a time-to-idle but no capacity gets it with no bound.
 //!
 //! The cache holds one kind or the other for its whole life, in an enum of
 //! two lock arrays; each operation matches on it once (two instructions)
@@ -20,6 +23,7 @@
 //! facade once, never for dynamic dispatch.
 
 mod bounded;
+mod idle;
 mod sizing;
 mod unbounded;
 
@@ -27,6 +31,7 @@ use std::hash::{BuildHasher, Hash};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub(crate) use bounded::BoundedShard;
+pub(crate) use idle::Tti;
 pub(crate) use unbounded::{Keep, UnboundedShard};
 
 use crate::listener::{self, Departures, Listener, Panic, RemovalCause};
@@ -67,6 +72,10 @@ pub(crate) struct Meta {
     pub(crate) deadline: u64,
     /// Its weight; 1 without a weigher. An unbounded shard ignores it.
     pub(crate) weight: u32,
+    /// Its idle deadline (`now + tti`) in a cache with a time-to-idle,
+    /// else [`NEVER`](crate::clock::NEVER); only a kind whose
+    /// [`IDLE`](Shard::IDLE) is true reads it.
+    pub(crate) idle: u64,
 }
 
 /// What one write took out of a shard, handed to the listener (or dropped)
@@ -188,6 +197,9 @@ pub(crate) trait Shard<K, V> {
     type Taken: IntoIterator<Item = (K, V)>;
     /// Whether inserts are weighed: the facade runs the weigher only then.
     const WEIGHED: bool;
+    /// Whether this kind keeps idle deadlines (serves caches with a
+    /// time-to-idle): the facade computes [`Meta::idle`] only then.
+    const IDLE: bool;
 
     /// Entries stored, expired ones included.
     fn len(&self) -> usize;
@@ -220,6 +232,24 @@ pub(crate) trait Shard<K, V> {
         hash: u64,
         key: &Q,
         now: impl FnOnce() -> u64,
+        read: impl FnOnce(&V) -> R,
+    ) -> Lookup<R>
+    where
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized;
+
+    /// [`get`](Self::get), as an access (a `get` of the cache, a hit of a
+    /// loading method, a `compute`): in a cache with a time-to-idle
+    /// (`tti()` is not 0; called only for a live entry with a deadline, so
+    /// that the probe keeps no pointer to it), its deadline moves by the
+    /// step rule of `idle.rs`, the one write a read lock allows, to the
+    /// entry's own deadline. A kind that keeps no idle deadlines reads.
+    fn access<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+        tti: impl FnOnce() -> Tti,
         read: impl FnOnce(&V) -> R,
     ) -> Lookup<R>
     where

@@ -12,7 +12,7 @@ use std::hash::{BuildHasher, Hash};
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 
 use super::sizing::{shrink, shrink_empty, sparse, table_room, table_with_capacity};
-use super::{kept, Lookup, Meta, Removed, Replaced, Shard, WriteCounts};
+use super::{kept, Lookup, Meta, Removed, Replaced, Shard, Tti, WriteCounts};
 use crate::clock::{is_expired, NEVER};
 use crate::listener::{Departures, Panic, RemovalCause};
 use crate::loading::Loading;
@@ -252,6 +252,8 @@ impl<K, V> Shard<K, V> for UnboundedShard<K, V> {
     type Out = Replaced<K, V>;
     type Taken = Taken<K, V>;
     const WEIGHED: bool = false;
+    /// A cache with a time-to-idle gets bounded shards.
+    const IDLE: bool = false;
 
     /// Entries stored, expired ones included.
     fn len(&self) -> usize {
@@ -338,6 +340,24 @@ impl<K, V> Shard<K, V> for UnboundedShard<K, V> {
             Some(e) if is_expired(e.deadline, now()) => Lookup::Expired,
             Some(e) => Lookup::Live(read(&e.value)),
         }
+    }
+
+    /// [`get`](Self::get): an unbounded shard serves no cache with a
+    /// time-to-idle, so there is nothing to touch.
+    #[inline(always)]
+    fn access<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+        _tti: impl FnOnce() -> Tti,
+        read: impl FnOnce(&V) -> R,
+    ) -> Lookup<R>
+    where
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized,
+    {
+        self.get(hash, key, now, read)
     }
 
     /// Inserts or replaces the entry in `pending` (see the private `put`);
@@ -552,6 +572,7 @@ mod tests {
         let meta = Meta {
             deadline,
             weight: 1,
+            idle: NEVER,
         };
         s.insert(
             h(key),

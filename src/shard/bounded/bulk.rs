@@ -8,6 +8,7 @@
 //! evictions feed it), as a `remove` does.
 
 use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::Ordering;
 
 use super::storage::{partition, Node, NIL};
 use super::{BoundedShard, Links};
@@ -99,9 +100,17 @@ impl<K, V> BoundedShard<K, V> {
         let deadlines = &mut self.expiry.deadlines;
         if !deadlines.is_empty() {
             let kept = partition(deadlines, gone, |_, _| ());
-            let expiring = deadlines[kept..].iter().filter(|&&d| d != NEVER).count();
+            let expiring = deadlines[kept..]
+                .iter()
+                .filter(|d| d.load(Ordering::Relaxed) != NEVER)
+                .count();
             self.expiry.expiring -= expiring;
             deadlines.truncate(kept);
+        }
+        let writes = &mut self.expiry.writes;
+        if !writes.is_empty() {
+            let kept = partition(writes, gone, |_, _| ());
+            writes.truncate(kept);
         }
         self.policy.renumber(&mut self.slab, |i| {
             if i == NIL {

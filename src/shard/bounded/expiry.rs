@@ -3,15 +3,31 @@
 //! Deadlines live in a column beside the slab (`deadlines[i]` belongs to
 //! node `i`), empty until an entry has one: a cache that never uses a TTL
 //! stores none, and its lookups read no clock.
+//!
+//! With a time-to-idle, `deadlines[i]` is the earlier of node `i`'s write
+//! deadline (its TTL) and its idle deadline, and a read moves it forward
+//! under the read lock (`idle.rs`: hence `AtomicU64`, loaded relaxed, the
+//! plain load of a `u64`). The write deadlines then wait in a second
+//! column, `writes`, created once an entry has both; without it every
+//! write deadline is [`NEVER`]. A cache without a time-to-idle never
+//! stores into `deadlines` from a read and never creates `writes`.
+
+// Not `crate::sync`: see `idle.rs`.
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::BoundedShard;
 use crate::clock::{is_expired, NEVER};
+use crate::shard::idle::{touch, Tti};
 use crate::shard::sizing::{shrunk, sparse};
 
 /// One deadline per node, or none while no entry has one.
 #[derive(Debug, Default)]
 pub(crate) struct Deadlines {
-    pub(super) deadlines: Vec<u64>,
+    pub(super) deadlines: Vec<AtomicU64>,
+    /// The write deadline of each node, while some node has both a write
+    /// and an idle deadline; else empty, and every write deadline is
+    /// [`NEVER`].
+    pub(super) writes: Vec<u64>,
     /// Nodes with a deadline; when 0 no clock is read.
     pub(super) expiring: usize,
 }
@@ -26,7 +42,19 @@ impl Deadlines {
     /// Node `i`'s deadline, or `None` while no node has one.
     #[inline]
     pub(crate) fn get(&self, i: u32) -> Option<u64> {
-        self.deadlines.get(i as usize).copied()
+        self.deadlines
+            .get(i as usize)
+            .map(|deadline| deadline.load(Ordering::Relaxed))
+    }
+
+    /// Records a read at `now` of node `i`, live and with a deadline, in a
+    /// cache with a time-to-idle (the step rule of `idle.rs`).
+    #[inline]
+    pub(crate) fn touch(&self, i: u32, now: u64, tti: &Tti) {
+        let write = self.writes.get(i as usize).copied().unwrap_or(NEVER);
+        if let Some(deadline) = self.deadlines.get(i as usize) {
+            touch(deadline, write, now, tti);
+        }
     }
 
     /// Whether node `i` is expired at `now`.
@@ -42,37 +70,52 @@ impl Deadlines {
             && self
                 .deadlines
                 .iter()
-                .any(|&deadline| deadline != NEVER && is_expired(deadline, now))
+                .map(|deadline| deadline.load(Ordering::Relaxed))
+                .any(|deadline| deadline != NEVER && is_expired(deadline, now))
     }
 
-    /// Gives node `i` of `len` `deadline`, keeping the count true.
+    /// Gives node `i` of `len` the write deadline `deadline` and the idle
+    /// deadline `idle` ([`NEVER`] for none), keeping the count true.
     #[inline]
-    pub(crate) fn set(&mut self, i: u32, deadline: u64, len: usize) {
+    pub(crate) fn set(&mut self, i: u32, deadline: u64, idle: u64, len: usize) {
+        let earlier = deadline.min(idle);
         if self.deadlines.is_empty() {
-            if deadline == NEVER {
+            if earlier == NEVER {
                 return;
             }
-            self.deadlines = vec![NEVER; len];
+            self.deadlines = (0..len).map(|_| AtomicU64::new(NEVER)).collect();
         }
-        let slot = &mut self.deadlines[i as usize];
-        self.expiring =
-            self.expiring + usize::from(deadline != NEVER) - usize::from(*slot != NEVER);
-        *slot = deadline;
+        if self.writes.is_empty() && deadline != NEVER && idle != NEVER {
+            self.writes = vec![NEVER; len];
+        }
+        if let Some(write) = self.writes.get_mut(i as usize) {
+            *write = deadline;
+        }
+        let slot = self.deadlines[i as usize].get_mut();
+        self.expiring = self.expiring + usize::from(earlier != NEVER) - usize::from(*slot != NEVER);
+        *slot = earlier;
     }
 
-    /// A slot for a node just appended (as node `len - 1`), with `deadline`.
-    pub(crate) fn push(&mut self, deadline: u64, len: usize) {
+    /// A slot for a node just appended (as node `len - 1`), with the write
+    /// deadline `deadline` and the idle deadline `idle`.
+    pub(crate) fn push(&mut self, deadline: u64, idle: u64, len: usize) {
         if !self.deadlines.is_empty() {
-            self.deadlines.push(NEVER);
+            self.deadlines.push(AtomicU64::new(NEVER));
         }
-        self.set((len - 1) as u32, deadline, len);
+        if !self.writes.is_empty() {
+            self.writes.push(NEVER);
+        }
+        self.set((len - 1) as u32, deadline, idle, len);
     }
 
-    /// Drops node `i`'s slot (its deadline already cleared), moving the
-    /// last into it, as the slab does with its nodes.
+    /// Drops node `i`'s slots (its deadlines already cleared), moving the
+    /// last into them, as the slab does with its nodes.
     pub(crate) fn swap_remove(&mut self, i: u32) {
         if !self.deadlines.is_empty() {
             self.deadlines.swap_remove(i as usize);
+        }
+        if !self.writes.is_empty() {
+            self.writes.swap_remove(i as usize);
         }
     }
 
@@ -86,6 +129,9 @@ impl Deadlines {
     pub(crate) fn shrink(&mut self, len: usize, keep: usize) {
         if self.sparse(len, keep) {
             self.deadlines.shrink_to(shrunk(len, keep));
+            if !self.writes.is_empty() {
+                self.writes.shrink_to(shrunk(len, keep));
+            }
         }
     }
 }

@@ -42,7 +42,7 @@ use std::hash::{BuildHasher, Hash};
 
 use hashbrown::HashTable;
 
-use super::{Keep, Lookup, Meta, Removed, Shard, WriteCounts};
+use super::{Keep, Lookup, Meta, Removed, Shard, Tti, WriteCounts};
 use crate::clock::{is_expired, NEVER};
 use crate::listener::{Departures, Panic, RemovalCause};
 use crate::loading::Loading;
@@ -125,13 +125,45 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
     fn take<S: BuildHasher>(&mut self, i: u32, hash: u64, hasher: &S) -> Node<K, V, Links> {
         let moved_hash = self.slab.moved_hash(i, hasher);
         self.policy.unlink(&mut self.slab, i);
-        self.expiry.set(i, NEVER, self.slab.len());
+        self.expiry.set(i, NEVER, NEVER, self.slab.len());
         let (node, moved) = self.slab.take(i, hash, moved_hash);
         self.expiry.swap_remove(i);
         if let Some(from) = moved {
             self.policy.moved(&mut self.slab, from, i);
         }
         node
+    }
+
+    /// Finds `key` and applies `read` to its value if it is live, counting
+    /// the hit in the entry's links, and calling `touch` with its index
+    /// and the time if it has a deadline. `now` is called only then.
+    #[inline(always)]
+    fn find<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+        touch: impl FnOnce(u32, u64),
+        read: impl FnOnce(&V) -> R,
+    ) -> Lookup<R>
+    where
+        Q: Equivalent<K> + ?Sized,
+    {
+        let Some(i) = self.slab.find(hash, key) else {
+            return Lookup::Missing;
+        };
+        let node = self.slab.node(i);
+        if let Some(deadline) = self.expiry.get(i) {
+            if deadline != NEVER {
+                let now = now();
+                if is_expired(deadline, now) {
+                    return Lookup::Expired;
+                }
+                touch(i, now);
+            }
+        }
+        node.links.hit();
+        Lookup::Live(read(&node.value))
     }
 
     /// Evicts until `extra` more weight fits. Reads the clock once, and
@@ -204,6 +236,7 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
     type Out = Departures<K, V>;
     type Taken = Taken<K, V>;
     const WEIGHED: bool = true;
+    const IDLE: bool = true;
 
     fn len(&self) -> usize {
         self.slab.len()
@@ -247,17 +280,31 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
         K: Hash + Eq,
         Q: Equivalent<K> + ?Sized,
     {
-        let Some(i) = self.slab.find(hash, key) else {
-            return Lookup::Missing;
-        };
-        if let Some(deadline) = self.expiry.get(i) {
-            if deadline != NEVER && is_expired(deadline, now()) {
-                return Lookup::Expired;
+        self.find(hash, key, now, |_, _| {}, read)
+    }
+
+    /// [`get`](Self::get), moving the deadline of a live entry with one in
+    /// a cache with a time-to-idle.
+    #[inline]
+    fn access<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+        tti: impl FnOnce() -> Tti,
+        read: impl FnOnce(&V) -> R,
+    ) -> Lookup<R>
+    where
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized,
+    {
+        let touch = |i, now| {
+            let tti = tti();
+            if tti.tti != 0 {
+                self.expiry.touch(i, now, &tti);
             }
-        }
-        let node = self.slab.node(i);
-        node.links.hit();
-        Lookup::Live(read(&node.value))
+        };
+        self.find(hash, key, now, touch, read)
     }
 
     /// Inserts or replaces the entry in `pending`, weighing `meta.weight`,
@@ -277,7 +324,11 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
     ) where
         K: Hash + Eq,
     {
-        let Meta { deadline, weight } = meta;
+        let Meta {
+            deadline,
+            weight,
+            idle,
+        } = meta;
         let Some((key, _)) = pending.as_ref() else {
             return;
         };
@@ -301,7 +352,7 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
             let Some((key, value)) = pending.take() else {
                 return;
             };
-            self.expiry.set(i, deadline, self.slab.len());
+            self.expiry.set(i, deadline, idle, self.slab.len());
             let node = self.slab.node_mut(i);
             let old = std::mem::replace(&mut node.value, value);
             let old_weight = std::mem::replace(&mut node.weight, weight);
@@ -319,7 +370,7 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
                 };
                 let node = Node::new(key, value, weight, Links::new());
                 self.policy.unlink(&mut self.slab, victim.i);
-                self.expiry.set(victim.i, deadline, self.slab.len());
+                self.expiry.set(victim.i, deadline, idle, self.slab.len());
                 let old = self.slab.replace(victim.i, victim.hash, hash, node, hasher);
                 self.depart(old, &victim, out);
                 victim.i
@@ -333,7 +384,7 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
                 };
                 let node = Node::new(key, value, weight, Links::new());
                 let i = self.slab.push(hash, node, hasher);
-                self.expiry.push(deadline, self.slab.len());
+                self.expiry.push(deadline, idle, self.slab.len());
                 i
             }
         };
@@ -507,7 +558,11 @@ mod tests {
         s.insert(
             h(key),
             &mut Some((key, value)),
-            Meta { deadline, weight },
+            Meta {
+                deadline,
+                weight,
+                idle: NEVER,
+            },
             &hasher,
             || now,
             &mut out,
@@ -570,7 +625,10 @@ mod tests {
             }
             let deadlines = &self.expiry.deadlines;
             assert!(deadlines.is_empty() || deadlines.len() == slab.len());
-            let expiring = deadlines.iter().filter(|&&d| d != NEVER).count();
+            let expiring = deadlines
+                .iter()
+                .filter(|d| d.load(Ordering::Relaxed) != NEVER)
+                .count();
             assert_eq!(self.expiry.expiring, expiring);
             assert!(self.weight() <= policy.capacity());
         }
@@ -844,6 +902,7 @@ mod tests {
                 Meta {
                     deadline: NEVER,
                     weight: 1,
+                    idle: NEVER,
                 },
                 &hasher,
                 || panic!("clock read"),
