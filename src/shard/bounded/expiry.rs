@@ -48,10 +48,16 @@ impl Deadlines {
     /// Gives node `i` of `len` `deadline`, keeping the count true.
     #[inline]
     pub(crate) fn set(&mut self, i: u32, deadline: u64, len: usize) {
+        if self.deadlines.is_empty() && deadline == NEVER {
+            return; // no TTL yet, and none now: inlined, nothing to do
+        }
+        self.set_deadline(i, deadline, len);
+    }
+
+    /// [`set`](Self::set) where a deadline is or will be stored.
+    #[inline(never)]
+    fn set_deadline(&mut self, i: u32, deadline: u64, len: usize) {
         if self.deadlines.is_empty() {
-            if deadline == NEVER {
-                return;
-            }
             self.deadlines = vec![NEVER; len];
         }
         let slot = &mut self.deadlines[i as usize];
@@ -61,6 +67,7 @@ impl Deadlines {
     }
 
     /// A slot for a node just appended (as node `len - 1`), with `deadline`.
+    #[inline]
     pub(crate) fn push(&mut self, deadline: u64, len: usize) {
         if !self.deadlines.is_empty() {
             self.deadlines.push(NEVER);

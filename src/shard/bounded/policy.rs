@@ -235,6 +235,7 @@ impl Policy {
     }
 
     /// The share of the capacity `main` may hold.
+    #[inline]
     fn main_capacity(&self) -> u64 {
         self.capacity - self.small_target.min(self.capacity)
     }
