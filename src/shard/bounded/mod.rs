@@ -307,7 +307,11 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
             let old_weight = std::mem::replace(&mut node.weight, weight);
             self.policy.reweigh(&node.links, old_weight, weight);
             out.push(key, old, RemovalCause::Replaced);
-            self.make_room(0, false, hasher, now, out);
+            if self.policy.weight() > self.policy.capacity() {
+                // Only a heavier value can overflow: tested here, the
+                // usual overwrite does not call into the eviction loop.
+                self.make_room(0, false, hasher, now, out);
+            }
             return;
         }
         let i = match self.make_room(u64::from(weight), true, hasher, now, out) {
