@@ -102,6 +102,12 @@ pub(crate) trait Out<K, V>: Default {
 impl<K, V> Out<K, V> for Departures<K, V> {
     #[inline]
     fn deliver(self, listener: Option<&Listener<K, V>>) -> Option<Panic> {
+        if listener.is_none() && !std::mem::needs_drop::<(K, V)>() {
+            // `deliver` would return at once too; tested here, the
+            // departures are not moved into a call first (an evicting
+            // insert of `u64 -> u64` saves about 20 instructions).
+            return None;
+        }
         listener::deliver(listener, self)
     }
 }

@@ -78,11 +78,17 @@ impl Deadlines {
     /// deadline `idle` ([`NEVER`] for none), keeping the count true.
     #[inline]
     pub(crate) fn set(&mut self, i: u32, deadline: u64, idle: u64, len: usize) {
+        if self.deadlines.is_empty() && deadline.min(idle) == NEVER {
+            return; // no deadline yet, and none now: inlined, nothing to do
+        }
+        self.set_deadline(i, deadline, idle, len);
+    }
+
+    /// [`set`](Self::set) where a deadline is or will be stored.
+    #[inline(never)]
+    fn set_deadline(&mut self, i: u32, deadline: u64, idle: u64, len: usize) {
         let earlier = deadline.min(idle);
         if self.deadlines.is_empty() {
-            if earlier == NEVER {
-                return;
-            }
             self.deadlines = (0..len).map(|_| AtomicU64::new(NEVER)).collect();
         }
         if self.writes.is_empty() && deadline != NEVER && idle != NEVER {
@@ -98,6 +104,7 @@ impl Deadlines {
 
     /// A slot for a node just appended (as node `len - 1`), with the write
     /// deadline `deadline` and the idle deadline `idle`.
+    #[inline]
     pub(crate) fn push(&mut self, deadline: u64, idle: u64, len: usize) {
         if !self.deadlines.is_empty() {
             self.deadlines.push(AtomicU64::new(NEVER));

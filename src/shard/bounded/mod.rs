@@ -358,7 +358,11 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
             let old_weight = std::mem::replace(&mut node.weight, weight);
             self.policy.reweigh(&node.links, old_weight, weight);
             out.push(key, old, RemovalCause::Replaced);
-            self.make_room(0, false, hasher, now, out);
+            if self.policy.weight() > self.policy.capacity() {
+                // Only a heavier value can overflow: tested here, the
+                // usual overwrite does not call into the eviction loop.
+                self.make_room(0, false, hasher, now, out);
+            }
             return;
         }
         let i = match self.make_room(u64::from(weight), true, hasher, now, out) {
@@ -689,8 +693,12 @@ mod tests {
         for key in 0..21 {
             put(&mut s, key, key); // 20 evicts 19 into the ghost
         }
-        // 19 was inserted twice, main's oldest entry (0) once: 19 wins.
+        // The ghost keeps keys seen once out of the sketch.
+        assert!((0..21).all(|key| s.policy.sketch.estimate(h(key)) == 0));
+        // 19 came back from the ghost, main's oldest entry (0) was never
+        // counted: 19 wins.
         assert_eq!(put(&mut s, 19, 19), vec![(20, 20)]);
+        assert_eq!(s.policy.sketch.estimate(h(19)), 1);
         assert_eq!(queue_of(&s, 19), Queue::Main);
         // Main is now over its share, so its oldest goes next.
         assert_eq!(put(&mut s, 21, 21), vec![(0, 0)]);

@@ -37,7 +37,10 @@
 //!   (a loop or a zigzag it keeps part of) holds on to it.
 //! - **A key the ghost remembers** goes to `main`, as in S3-FIFO, but only
 //!   if the sketch says it was used more often than the entry `main` would
-//!   evict for it; else it enters `small` like any new key. Without this
+//!   evict for it; else it enters `small` like any new key. The sketch
+//!   counts a key's returns from the ghost (not its first insert: the ghost
+//!   is the doorkeeper), its promotion out of `small`, and each time the
+//!   CLOCK passes over it. Without this
 //!   gate, a loop or a zigzag over more keys than the cache holds turns
 //!   `main` over endlessly and hits nothing; with it `main` keeps a fixed
 //!   part of the loop, as an optimal policy would. `docs/HITRATIO.md` has
@@ -161,6 +164,9 @@ pub(crate) struct Policy {
     /// The entries the sketch is sized for from the first insert (0: grow
     /// with the shard, its entry count unknown).
     presize: usize,
+    /// The most entries the ghost, the windows and the sketch were sized
+    /// for: [`fit`](Self::fit) runs only when the shard holds more.
+    fitted: usize,
 }
 
 impl Policy {
@@ -183,6 +189,7 @@ impl Policy {
             capacity,
             small_target: (capacity / SMALL_SHARE).max(1),
             presize,
+            fitted: 0,
         }
     }
 
@@ -207,6 +214,7 @@ impl Policy {
         self.small_target = ((sized.capacity as f64 * share) as u64).clamp(1, most);
         self.capacity = sized.capacity;
         self.presize = sized.presize;
+        self.fitted = 0; // the sketch's presize may have changed
     }
 
     /// Total weight in the queues.
@@ -223,9 +231,11 @@ impl Policy {
         self.recent_small.clear();
         self.recent_main.clear();
         self.sketch.clear();
+        self.fitted = 0;
     }
 
     /// The share of the capacity `main` may hold.
+    #[inline]
     fn main_capacity(&self) -> u64 {
         self.capacity - self.small_target.min(self.capacity)
     }
@@ -256,8 +266,8 @@ impl Policy {
 
     /// Admits node `i`, new in the slab (and, unless a `Hash` panicked,
     /// in its index) but in no queue yet, whose key hashes to `hash`:
-    /// counts it in the sketch, asks the ghost, and links it to the tail of
-    /// its queue. A key the ghost returns waits at the tail of `small`
+    /// asks the windows and the ghost, counts a key the ghost returns in the
+    /// sketch, and links it to the tail of its queue. A key the ghost returns waits at the tail of `small`
     /// while the policy looks for the victim it must beat (which runs
     /// `Hash`): if that panics, the entry stays there, a new key like any
     /// other.
@@ -269,29 +279,42 @@ impl Policy {
         hasher: &S,
     ) {
         let entries = slab.len();
-        self.ghost.fit(entries);
-        // Sized by entries, as the ghost is: weights may be anything.
-        self.recent_small.fit_slots(entries / WINDOW_SHARE);
-        self.recent_main.fit_slots(entries / WINDOW_SHARE);
-        self.sketch.fit(entries.max(self.presize));
-        self.sketch.add(hash);
+        if entries > self.fitted {
+            self.fit(entries);
+        }
         let weight = slab.node(i).weight;
         if self.recent_small.take(hash) {
             self.grow_small(weight);
         } else if self.recent_main.take(hash) {
             self.shrink_small(weight);
         }
-        let weight = slab.node(i).weight;
         if self.main.weight + u64::from(weight) <= self.main_capacity() {
             self.link(slab, i, Queue::Main);
         } else if self.ghost.take(hash) {
+            // The ghost is the sketch's doorkeeper: a key counts from its
+            // first return on, so one-time keys never touch the sketch.
+            self.sketch.add(hash);
             self.link(slab, i, Queue::Small);
             if self.beats_main_victim(slab, hash, hasher) {
                 self.requeue(slab, i, Queue::Main);
             }
         } else {
+            self.sketch.tick();
             self.link(slab, i, Queue::Small);
         }
+    }
+
+    /// Sizes the ghost, the windows and the sketch for `entries`, more
+    /// than ever before: they grow with the shard and never shrink.
+    #[cold]
+    #[inline(never)]
+    fn fit(&mut self, entries: usize) {
+        self.fitted = entries;
+        self.ghost.fit(entries);
+        // Sized by entries, as the ghost is: weights may be anything.
+        self.recent_small.fit_slots(entries / WINDOW_SHARE);
+        self.recent_main.fit_slots(entries / WINDOW_SHARE);
+        self.sketch.fit(entries.max(self.presize));
     }
 
     /// Whether a key with `hash`, back from the ghost, was used more often

@@ -6,14 +6,17 @@
 //! has been used more often than the entry it would push out. Reads never
 //! touch the sketch (they would write a shared line on every hit); it learns
 //! of a resident entry's hits when the policy passes over the entry because
-//! its own counter says it was hit, and of a missing key's uses when it is
-//! inserted.
+//! its own counter says it was hit, and of a missing key's uses when the
+//! ghost returns it. The ghost is its doorkeeper (TinyLFU's, Einziger et
+//! al. 2017): a key inserted for the first time moves no counter, only
+//! [`tick`](Sketch::tick)s toward the next aging, so keys used once (most
+//! of a scan, half the misses of a uniform load) cost one increment.
 //!
 //! A count-min sketch (Cormode and Muthukrishnan, 2005) of 4-bit counters,
 //! 16 to a `u64`, four per key, as in Caffeine's TinyLFU: an estimate is
 //! the smallest of a key's four counters, never below the true count since
 //! the last aging. Aging halves every counter after `10 x entries`
-//! additions, so old popularity fades. Four counters per entry the shard
+//! additions and ticks, so old popularity fades. Four counters per entry the shard
 //! holds: 2 to 4 bytes per entry.
 
 /// 4-bit counters, 16 per word.
@@ -76,7 +79,19 @@ impl Sketch {
         }
     }
 
+    /// Counts a use of a key the doorkeeper (the policy's ghost) kept out:
+    /// no counter moves, but the use counts toward the next aging, as a
+    /// sample of the whole stream (TinyLFU's reset counts every use).
+    #[inline]
+    pub(crate) fn tick(&mut self) {
+        self.additions += 1;
+        if self.additions >= self.period && !self.words.is_empty() {
+            self.age();
+        }
+    }
+
     /// Halves every counter.
+    #[cold]
     fn age(&mut self) {
         for word in self.words.iter_mut() {
             *word = (*word >> 1) & 0x7777_7777_7777_7777;
@@ -236,6 +251,26 @@ mod tests {
         assert_eq!(s.additions, 159);
         s.add(1);
         assert_eq!(s.additions, 80, "aged at the 160th addition");
+    }
+
+    #[test]
+    fn ticks_count_toward_aging_without_moving_a_counter() {
+        let mut s = Sketch::default();
+        s.tick();
+        assert_eq!(s.additions, 1, "an unsized sketch only counts");
+        s.fit(16);
+        s.add(42);
+        s.add(42);
+        for _ in 0..156 {
+            s.tick();
+        }
+        assert_eq!((s.additions, s.estimate(42)), (159, 2));
+        s.tick();
+        assert_eq!(
+            (s.additions, s.estimate(42)),
+            (80, 1),
+            "aged at the 160th use"
+        );
     }
 
     #[test]
