@@ -60,8 +60,11 @@ where
     /// Atomically replaces the entry for `key` by what `f` decides from
     /// the current live value: [`Compute::Put`] stores a value (with a
     /// fresh TTL), [`Compute::Remove`] removes the entry,
-    /// [`Compute::Keep`] leaves it. Returns the value stored afterwards (a
-    /// clone), or `None` if there is none.
+    /// [`Compute::Keep`] leaves it. Returns what `f` decided: the value
+    /// `Put` stored or the live value `Keep` left (a clone), else `None`.
+    /// A bounded cache may evict a value `Put` stored at once, as it may
+    /// evict an `insert`ed one (the listener hears `Evicted`); it is
+    /// returned all the same.
     ///
     /// Computes of one key run one at a time, and after any load of the
     /// key in progress (`get_or_insert_with` and the other loading
@@ -92,14 +95,13 @@ where
     /// computes (see [`get_or_insert_with`](Self::get_or_insert_with)).
     ///
     /// ```
-    /// use std::sync::Arc;
     /// use std::thread;
     /// use shardcache::{Cache, Compute};
     ///
-    /// let cache: Arc<Cache<&str, u64>> = Arc::new(Cache::new());
+    /// let cache: Cache<&str, u64> = Cache::new();
     /// let threads: Vec<_> = (0..4)
     ///     .map(|_| {
-    ///         let cache = Arc::clone(&cache);
+    ///         let cache = cache.clone(); // a handle to the same cache
     ///         thread::spawn(move || {
     ///             for _ in 0..100 {
     ///                 cache.compute("counter", |n| Compute::Put(n.copied().unwrap_or(0) + 1));

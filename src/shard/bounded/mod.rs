@@ -654,6 +654,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "policy behaviour over thousands of single-threaded steps; safe code, cargo test runs it"
+    )]
     fn keys_read_again_survive_a_scan() {
         let mut s = shard(100);
         for key in 0..50 {
@@ -720,6 +724,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "policy behaviour over thousands of single-threaded steps; safe code, cargo test runs it"
+    )]
     fn keys_back_soon_after_leaving_small_make_small_longer() {
         let mut s = shard(320); // small aims at 3; windows of 10 evictions
         for key in 0..320 {
@@ -752,6 +760,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "policy behaviour over thousands of single-threaded steps; safe code, cargo test runs it"
+    )]
     fn main_gives_way_to_a_longer_small_only_as_its_entries_go_cold() {
         let mut s = shard(100);
         for key in 0..100 {
@@ -782,6 +794,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "policy behaviour over thousands of single-threaded steps; safe code, cargo test runs it"
+    )]
     fn keys_back_soon_after_leaving_main_make_small_shorter() {
         let mut s = shard(320);
         for key in 0..320 {
