@@ -4,10 +4,9 @@
 //! which include this file with `#[path = "../../tests/model/mod.rs"]`.
 //!
 //! An [`Input`] (a shard count, a default TTL, maybe a time-to-idle, and a
-//! sequence of [`Op`]s) is
-//! decoded from raw bytes with `arbitrary`, so the fuzzer, `proptest` and the
-//! committed seed corpus all go through [`check_bytes`] and mean the same
-//! thing by the same bytes. Every op is applied to the cache under test
+//! sequence of [`Op`]s) is decoded from raw bytes with `arbitrary`, so the
+//! fuzzer, `proptest` and the committed seed corpus all go through
+//! [`check_bytes`] and mean the same thing by the same bytes. Every op is applied to the cache under test
 //! (through `CacheApi` and [`ModelApi`], with a `ManualClock`) and to
 //! [`Model`], and every result must be equal; at the end the contents must
 //! be equal too. The loading ops must run `init` exactly when the model
