@@ -424,7 +424,14 @@ where
         };
         let tti = &self.inner.tti;
         let idle = if T::IDLE && tti.tti != 0 {
-            tti.written(self.inner.shards.clock.now())
+            // An idle deadline past the clock's range is none, so the
+            // entry ends at its TTL: give that as its idle deadline too,
+            // so the shard keeps it as the write deadline a read caps at
+            // (an idle deadline of NEVER beside a TTL is not recorded).
+            match tti.written(self.inner.shards.clock.now()) {
+                NEVER => deadline,
+                idle => idle,
+            }
         } else {
             NEVER
         };

@@ -285,6 +285,38 @@ fn a_time_to_idle_too_long_for_the_clock_never_expires() {
     assert_eq!(cache.get(&1), Some(10));
 }
 
+/// Where `now + tti` passes the clock's range the idle deadline is none,
+/// but the TTL still ends the entry: a read must not move the deadline past
+/// it (it did, to `u64::MAX - 1`, when the entry was the first with a TTL:
+/// found by the model check, `tests/model_check.rs` `idle_case`).
+#[test]
+fn a_ttl_ends_an_entry_whose_idle_deadline_passes_the_clock() {
+    // A tti that never ends from the first nanosecond on; and one that
+    // fits, with a clock near its end.
+    for (tti, start) in [
+        (Duration::from_nanos(u64::MAX - 1), NS),
+        (TTI, Duration::from_nanos(u64::MAX - 10)),
+    ] {
+        for capacity in [None, Some(100)] {
+            let clock = ManualClock::new();
+            let builder = Cache::builder().time_to_idle(tti).clock(clock.clone());
+            let cache: Cache<u32, u32> = match capacity {
+                Some(max) => builder.max_capacity(max).build(),
+                None => builder.build(),
+            };
+            clock.advance(start);
+            cache.insert_with_ttl(1, 10, 5 * NS);
+            cache.insert(2, 20);
+            assert_eq!(cache.get(&1), Some(10), "{tti:?} {capacity:?}");
+            clock.advance(5 * NS);
+            assert_eq!(cache.get(&1), Some(10), "at the TTL: {tti:?} {capacity:?}");
+            clock.advance(NS);
+            assert_eq!(cache.get(&1), None, "past the TTL: {tti:?} {capacity:?}");
+            assert_eq!(cache.get(&2), Some(20), "never idle: {tti:?} {capacity:?}");
+        }
+    }
+}
+
 #[cfg(feature = "async")]
 #[test]
 fn an_async_loading_hit_keeps_an_entry_alive() {

@@ -19,26 +19,28 @@ use shardcache::{Cache, CacheBuilder, Compute, RemovalCause, Stats};
 
 use common::CacheApi;
 use model::{
-    BoundedApi, BoundedInput, Capacity, Decide, Input, Key, Model, ModelApi, Op, Shards, Step,
-    Tracked, Ttl, Value, Weights, BOUNDED_HEADER_BYTES,
+    BoundedApi, BoundedInput, Capacity, Decide, Idle, Input, Key, Model, ModelApi, Op, Shards,
+    Step, Tracked, Ttl, Value, Weights, BOUNDED_HEADER_BYTES,
 };
 
 /// Bytes per op in the proptest strategy: enough for the largest `Op`
 /// (`InsertWithTtl` with a `Secs` TTL takes 15).
 const OP_BYTES: usize = 16;
-/// Bytes for the shard count and the default TTL.
-const HEADER_BYTES: usize = 12;
+/// Bytes for the shard count, the default TTL and the time-to-idle (read
+/// only after a shard code in an upper sixth).
+const HEADER_BYTES: usize = 20;
 
 /// Decodes an `Input` from a header and one chunk of bytes per op, so that
 /// proptest controls the number of ops (a single random byte string would
 /// end the op list at the first "keep going" byte that happens to be even)
 /// and shrinks a failure by removing whole ops.
 fn decode(header: &[u8], ops: &[Vec<u8>]) -> Input {
-    let (shards, default_ttl) =
+    let (shards, default_ttl, time_to_idle) =
         Input::header(&mut Unstructured::new(header)).expect("header decodes");
     Input {
         shards,
         default_ttl,
+        time_to_idle,
         ops: ops
             .iter()
             .map(|bytes| Op::arbitrary(&mut Unstructured::new(bytes)).expect("op decodes"))
@@ -127,6 +129,7 @@ fn expiring_bounded_inputs() -> impl Strategy<Value = BoundedInput> {
         bounded.capacity = Capacity(capacity);
         bounded.input.shards = Shards::One;
         bounded.input.default_ttl = Ttl::Nanos(ttl);
+        bounded.input.time_to_idle = bounded.input.time_to_idle.map(near);
         for (index, op) in bounded.input.ops.iter_mut().enumerate() {
             match op {
                 Op::Clear | Op::RemoveExpired | Op::Len | Op::IsEmpty => {
@@ -148,8 +151,57 @@ fn expiring_bounded_inputs() -> impl Strategy<Value = BoundedInput> {
     })
 }
 
+/// Bounded inputs aimed at time-to-idle: every input has one, either
+/// `Nanos(1..=40)` (its step is the tti itself) with clock steps of at most
+/// 7 ns, or `Millis(32..=223)` (a step of 1 to 6.97 ms) with steps of at
+/// most 15 ms or 255 ns; one step in 80 goes to the end of the clock
+/// (`ToEnd`, where idle deadlines saturate). So reads keep landing before,
+/// within and past a step and entries keep going idle between them. The
+/// default TTL and `InsertWithTtl`'s TTLs are near (`near`) or none, so
+/// the TTL and the idle deadline race. `check` runs on the `Input` too
+/// (an unbounded cache, exact to the last value).
+fn idle_inputs() -> impl Strategy<Value = BoundedInput> {
+    (bounded_inputs(), any::<bool>(), any::<u8>()).prop_map(|(mut bounded, nanos, tti)| {
+        let input = &mut bounded.input;
+        input.time_to_idle = Some(if nanos {
+            Ttl::Nanos(1 + tti % 40)
+        } else {
+            Ttl::Millis(32 + u16::from(tti % 192))
+        });
+        input.default_ttl = near(input.default_ttl);
+        for op in &mut input.ops {
+            match op {
+                Op::InsertWithTtl { ttl, .. } => *ttl = near(*ttl),
+                Op::Advance(step) => {
+                    *step = match (*step, nanos) {
+                        (Step::ToEnd(n), _) if n % 16 == 0 => Step::ToEnd(n),
+                        (Step::Nanos(n) | Step::ToEnd(n), true) => Step::Nanos(n % 8),
+                        (Step::Nanos(n) | Step::ToEnd(n), false) => Step::Nanos(n),
+                        (Step::Millis(n), true) => Step::Nanos((n % 8) as u8),
+                        (Step::Millis(n), false) => Step::Millis(n % 16),
+                        (Step::Secs(n), true) => Step::Nanos((n % 8) as u8),
+                        (Step::Secs(n), false) => Step::Millis((n % 16) as u16),
+                        (Step::Max, _) => Step::Nanos(1),
+                    }
+                }
+                _ => {}
+            }
+        }
+        bounded
+    })
+}
+
 proptest! {
     #![proptest_config(config())]
+
+    // Under Miri `idle_regressions` and the other proptests' inputs with a
+    // time-to-idle (half of them) drive the same code: 8 s saved.
+    #[test]
+    #[cfg_attr(miri, ignore = "idle_regressions covers it under Miri")]
+    fn caches_keep_the_time_to_idle(input in idle_inputs()) {
+        model::check::<Cache<u8, Value>>(&input.input);
+        model::check_bounded::<Cache<u8, Tracked>>(&input);
+    }
 
     #[test]
     fn sharded_cache_matches_the_model(input in inputs()) {
@@ -575,8 +627,8 @@ fn op_codes_keep_their_old_meaning() {
 }
 
 /// The shard code of an `Input` in its lower or upper sixth of each
-/// variant: the upper sixths mean the same today and are kept for the
-/// next header field (see `Input::header`).
+/// variant: the same shard count, and the upper sixths read a time-to-idle
+/// after the default TTL (see `Input::header`).
 #[test]
 fn shard_codes_decode_by_sixths() {
     let shards = |code: u32| {
@@ -586,10 +638,28 @@ fn shard_codes_decode_by_sixths() {
             .expect("decodes")
             .0
     };
+    // A default TTL of `Nanos(3)`, then the bytes of a `Millis(32)`.
+    let header = |code: u32| {
+        let mut bytes = code.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&(1u32 << 29).to_le_bytes());
+        bytes.push(3);
+        bytes.extend_from_slice(&(2u32 << 29).to_le_bytes());
+        bytes.extend_from_slice(&32u16.to_le_bytes());
+        Input::header(&mut Unstructured::new(&bytes)).expect("decodes")
+    };
     let sixth = |s: u64| ((s << 32).div_ceil(6)) as u32;
     let want = [Shards::One, Shards::Two, Shards::Many];
     for s in 0..6 {
         assert_eq!(shards(sixth(s)), want[s as usize / 2], "sixth {s}");
+        let tti = (s % 2 == 1).then_some(Ttl::Millis(32));
+        let last = ((s + 1) << 32).div_ceil(6) - 1;
+        for code in [sixth(s), last as u32] {
+            assert_eq!(
+                header(code),
+                (want[s as usize / 2], Ttl::Nanos(3), tti),
+                "code {code}"
+            );
+        }
         if s > 0 {
             assert_eq!(shards(sixth(s) - 1), want[(s as usize - 1) / 2]);
         }
@@ -598,9 +668,10 @@ fn shard_codes_decode_by_sixths() {
 }
 
 /// Every committed seed keeps its meaning: its shard code is in a lower
-/// sixth (so the next header field will not change it), and the seeds
-/// written before `Compute` decode to no `Compute` (its codes were
-/// `Insert`'s, so a seed with one would have changed).
+/// sixth (no time-to-idle, as when it was written) but for the `seed-tti`
+/// seeds, which have one, and the seeds written before `Compute` decode to
+/// no `Compute` (its codes were `Insert`'s, so a seed with one would have
+/// changed; the `seed-tti` seeds came after it).
 #[test]
 #[cfg_attr(
     miri,
@@ -615,12 +686,14 @@ fn committed_seeds_keep_their_meaning() {
                 &bytes[..]
             };
             let code = u32::from_le_bytes(data[..4].try_into().expect("4 bytes"));
+            let tti_seed = name.contains("/seed-tti");
             assert_eq!(
                 (u64::from(code) * 6) >> 32 & 1,
-                0,
-                "{name}: shard code in an upper sixth"
+                u64::from(tti_seed),
+                "{name}: shard code in the wrong sixth"
             );
             let input = Input::arbitrary_take_rest(Unstructured::new(data)).expect("decodes");
+            assert_eq!(input.time_to_idle.is_some(), tti_seed, "{name}");
             let computes = input
                 .ops
                 .iter()
@@ -628,7 +701,7 @@ fn committed_seeds_keep_their_meaning() {
                 .count();
             if name.contains("/seed-compute") {
                 assert!(computes >= 10, "{name}: {computes} computes");
-            } else {
+            } else if !tti_seed {
                 assert_eq!(computes, 0, "{name} decodes to a Compute");
             }
         }
@@ -681,6 +754,7 @@ fn regressions() {
         Input {
             shards: Shards::Two,
             default_ttl: Ttl::Zero,
+            time_to_idle: None,
             ops: vec![
                 Op::Advance(Step::ToEnd(5)),
                 Op::InsertWithTtl {
@@ -704,6 +778,7 @@ fn regressions() {
         Input {
             shards: Shards::One,
             default_ttl: Ttl::Nanos(1),
+            time_to_idle: None,
             ops: vec![
                 Op::Insert {
                     key: Key(3),
@@ -738,6 +813,7 @@ fn loading_case() -> Input {
     Input {
         shards: Shards::One,
         default_ttl: Ttl::Nanos(3),
+        time_to_idle: None,
         ops: vec![
             load(1, 10),
             load(1, 11),
@@ -837,6 +913,7 @@ fn the_check_catches_a_wrong_cache() {
     model::check::<LiveLenOnly>(&Input {
         shards: Shards::Two,
         default_ttl: Ttl::Nanos(1),
+        time_to_idle: None,
         ops: vec![
             Op::Insert {
                 key: Key(0),
@@ -1035,6 +1112,7 @@ fn bounded(bound: u8, weights: Weights, shards: Shards, ttl: Ttl, ops: Vec<Op>) 
         input: Input {
             shards,
             default_ttl: ttl,
+            time_to_idle: None,
             ops,
         },
     }
@@ -1604,6 +1682,7 @@ fn compute_case() -> Input {
     Input {
         shards: Shards::One,
         default_ttl: Ttl::Nanos(3),
+        time_to_idle: None,
         ops: vec![
             compute(1, 10, Add),
             compute(1, 5, Add),
@@ -1658,6 +1737,7 @@ fn the_check_catches_a_compute_without_ttl() {
     model::check::<ComputesWithoutTtl>(&Input {
         shards: Shards::One,
         default_ttl: Ttl::Nanos(2),
+        time_to_idle: None,
         ops: vec![compute(1, 1, Decide::Put), Op::Advance(Step::Nanos(3))],
     });
 }
@@ -1673,4 +1753,218 @@ fn the_bounded_check_catches_a_compute_that_does_not_remove() {
         Ttl::Zero,
         ops,
     ));
+}
+
+// ---------------------------------------------------------------------------
+// Time to idle
+// ---------------------------------------------------------------------------
+
+const MS: u64 = 1_000_000;
+
+/// How the `seed-tti` seeds decode, pinned like
+/// `loading_seed_encoding_is_stable`; in `ops_bounded` the same bytes
+/// behind a header.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "reads fuzz/corpus from disk, which Miri's isolation forbids"
+)]
+fn tti_seed_encoding_is_stable() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let read = |path: &str| std::fs::read(corpus.join(path)).expect("seed file");
+    let decode = |bytes: &[u8]| Input::arbitrary_take_rest(Unstructured::new(bytes)).expect("ok");
+    let first = decode(&read("ops/seed-tti"));
+    assert_eq!(
+        (first.shards, first.default_ttl, first.time_to_idle),
+        (Shards::One, Ttl::Zero, Some(Ttl::Millis(32)))
+    );
+    let mut ops = idle_case().ops;
+    ops.drain(6..8);
+    ops.truncate(23);
+    ops.push(Op::Get(Key(1)));
+    assert_eq!(first.ops, ops, "idle_case's first part, in whole ms");
+    let second = decode(&read("ops/seed-tti-ttl-end"));
+    assert_eq!(
+        (second.shards, second.default_ttl, second.time_to_idle),
+        (Shards::Two, Ttl::Nanos(20), Some(Ttl::Nanos(8)))
+    );
+    assert_eq!(second.ops.len(), 28);
+    assert_eq!(
+        second.ops[19..22],
+        [
+            Op::InsertWithTtl {
+                key: Key(6),
+                value: 6,
+                ttl: Ttl::Nanos(2)
+            },
+            Op::Get(Key(6)),
+            Op::Advance(Step::Nanos(2)),
+        ]
+    );
+    for (plain, bounded, capacity, weights) in [
+        (
+            "ops/seed-tti",
+            "ops_bounded/seed-tti-cap4",
+            4,
+            Weights::Unit,
+        ),
+        (
+            "ops/seed-tti-ttl-end",
+            "ops_bounded/seed-tti-ttl-end-cap3",
+            3,
+            Weights::Small,
+        ),
+    ] {
+        let mut want = bounded_header(capacity, weights, 0);
+        want.extend(read(plain));
+        assert_eq!(read(bounded), want, "{bounded}");
+    }
+}
+
+/// The model's step rule and accesses, written out by hand: a read moves
+/// the deadline to `now + tti + step` only when it is below `now + tti`;
+/// `contains_key` is no access; the TTL caps the idle deadline.
+#[test]
+fn model_idles_as_documented() {
+    assert_eq!(
+        Idle::new(Duration::from_millis(64)),
+        Some(Idle {
+            tti: 64 * MS,
+            step: 2 * MS
+        })
+    );
+    assert_eq!(
+        Idle::new(Duration::from_millis(10)).map(|i| i.step),
+        Some(MS)
+    );
+    assert_eq!(Idle::new(Duration::from_nanos(7)).map(|i| i.step), Some(7));
+    assert_eq!(Idle::new(Duration::ZERO), None);
+    assert_eq!(Idle::new(Duration::from_nanos(u64::MAX)), None);
+    assert_eq!(Idle::new(Duration::MAX), None);
+
+    let mut model = Model::new(Duration::ZERO).with_idle(Duration::from_millis(32));
+    model.insert(0, 10);
+    model.insert(1, 11);
+    model.insert_with_ttl(2, 12, Duration::from_millis(40));
+    assert_eq!(model.entry(0), Some((10, Some(32 * MS))), "exactly tti");
+    model.advance(Duration::from_millis(20));
+    assert_eq!(model.get(0), Some(10));
+    assert_eq!(model.entry(0), Some((10, Some(53 * MS))), "20 + 32 + 1 ms");
+    model.advance(Duration::from_nanos(200));
+    assert_eq!(model.get(0), Some(10));
+    assert_eq!(model.entry(0), Some((10, Some(53 * MS))), "within a step");
+    assert!(model.contains_key(1));
+    assert_eq!(model.entry(1), Some((11, Some(32 * MS))), "not an access");
+    assert_eq!(model.get(2), Some(12));
+    assert_eq!(model.entry(2), Some((12, Some(40 * MS))), "the TTL caps it");
+    model.advance(Duration::from_millis(12));
+    assert!(!model.contains_key(1), "idle for tti and a step");
+    let (value, _) = model.compute(2, |_| shardcache::Compute::Keep);
+    assert_eq!(value, Some(12), "the TTL has not passed");
+    assert_eq!(model.entry(2), Some((12, Some(40 * MS))), "at the TTL");
+    model.advance(Duration::from_millis(21) - Duration::from_nanos(200));
+    assert_eq!(model.get(0), Some(10), "exactly at the deadline");
+    assert_eq!(model.get(2), None, "the TTL ends first");
+    model.advance(Duration::from_millis(33) + Duration::from_nanos(1));
+    assert_eq!(model.get(0), None);
+    assert_eq!(
+        model.take_told(),
+        vec![
+            (1, 11, RemovalCause::Expired),
+            (2, 12, RemovalCause::Expired),
+            (0, 10, RemovalCause::Expired)
+        ]
+    );
+}
+
+/// Reads that move the idle deadline and looks that do not, the TTL
+/// ending first, an idle deadline that overflows (never), and a TTL set
+/// where the idle deadline overflows (the TTL still ends it).
+fn idle_case() -> Input {
+    let get = |key| Op::Get(Key(key));
+    let ms = |n| Op::Advance(Step::Millis(n));
+    Input {
+        shards: Shards::One,
+        default_ttl: Ttl::Zero,
+        time_to_idle: Some(Ttl::Millis(32)),
+        ops: vec![
+            put(0, 1),
+            put(1, 2),
+            Op::InsertWithTtl {
+                key: Key(2),
+                value: 3,
+                ttl: Ttl::Millis(40),
+            },
+            ms(20),
+            get(0),
+            Op::ContainsKey(Key(1)),
+            Op::Advance(Step::Nanos(200)),
+            get(0),
+            get(2),
+            ms(12),
+            Op::ContainsKey(Key(1)),
+            get(0),
+            ms(8),
+            get(2),
+            Op::GetOrInsertWith {
+                key: Key(3),
+                value: 7,
+            },
+            Op::GetOrInsertWith {
+                key: Key(0),
+                value: 8,
+            },
+            Op::TryGetOrInsertWithErr(Key(0)),
+            compute(0, 9, Decide::Keep),
+            Op::RemoveIf {
+                key: Key(3),
+                odd: false,
+            },
+            Op::Retain { keep: 0xff },
+            ms(33),
+            get(0),
+            Op::RemoveExpired,
+            ms(34),
+            get(0),
+            // Near the end of the clock: the idle deadline overflows.
+            Op::Advance(Step::ToEnd(10)),
+            put(5, 5),
+            Op::InsertWithTtl {
+                key: Key(4),
+                value: 4,
+                ttl: Ttl::Nanos(5),
+            },
+            get(4),
+            get(5),
+            Op::Advance(Step::Nanos(6)),
+            get(4),
+            Op::Advance(Step::Max),
+            get(5),
+        ],
+    }
+}
+
+/// `idle_case` on `Cache` and on bounded caches (capacity 2, so the loads
+/// evict; and a weigher with no bound). Under Miri on `Cache` only (its
+/// shards are the bounded kind, with no bound: the same touch code).
+#[test]
+fn idle_regressions() {
+    let input = idle_case();
+    model::check::<Cache<u8, Value>>(&input);
+    let bounds = if cfg!(miri) {
+        vec![]
+    } else {
+        vec![(2, Weights::Unit), (250, Weights::Small)]
+    };
+    for (capacity, weights) in bounds {
+        let mut bounded = bounded(
+            capacity,
+            weights,
+            input.shards,
+            input.default_ttl,
+            input.ops.clone(),
+        );
+        bounded.input.time_to_idle = input.time_to_idle;
+        model::check_bounded::<Cache<u8, Tracked>>(&bounded);
+    }
 }

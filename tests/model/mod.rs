@@ -3,10 +3,10 @@
 //! (`tests/model_check.rs`) and the fuzz targets (`fuzz/fuzz_targets/`),
 //! which include this file with `#[path = "../../tests/model/mod.rs"]`.
 //!
-//! An [`Input`] (a shard count, a default TTL and a sequence of [`Op`]s) is
-//! decoded from raw bytes with `arbitrary`, so the fuzzer, `proptest` and the
-//! committed seed corpus all go through [`check_bytes`] and mean the same
-//! thing by the same bytes. Every op is applied to the cache under test
+//! An [`Input`] (a shard count, a default TTL, maybe a time-to-idle, and a
+//! sequence of [`Op`]s) is decoded from raw bytes with `arbitrary`, so the
+//! fuzzer, `proptest` and the committed seed corpus all go through
+//! [`check_bytes`] and mean the same thing by the same bytes. Every op is applied to the cache under test
 //! (through `CacheApi` and [`ModelApi`], with a `ManualClock`) and to
 //! [`Model`], and every result must be equal; at the end the contents must
 //! be equal too. The loading ops must run `init` exactly when the model
@@ -312,46 +312,60 @@ pub struct Input {
     pub shards: Shards,
     /// The TTL of [`Op::Insert`].
     pub default_ttl: Ttl,
+    /// The cache's `time_to_idle`, if it is built with one (decoded only
+    /// from a shard code in an upper sixth: see [`Input::header`]).
+    pub time_to_idle: Option<Ttl>,
     pub ops: Vec<Op>,
 }
 
 impl Input {
     /// Decodes the header: the shard count, then the default TTL, as the
-    /// derive did when `Input` was derived. `Shards` is read from its
-    /// `u32` code as `(code * 6) >> 32`: sixths, two for each variant (the
-    /// derive read `(code * 3) >> 32`, the same variant). The lower sixth
-    /// of each variant is where every committed seed's code lies (the
-    /// first code of the variant). The upper one means the same today and
-    /// is kept for the next header field (a time-to-idle, read after the
-    /// default TTL only when the code is in an upper sixth), so that adding
-    /// it changes no seed; `committed_seeds_keep_their_meaning` in
-    /// `tests/model_check.rs` pins that no seed uses an upper sixth yet.
-    pub fn header(u: &mut Unstructured<'_>) -> arbitrary::Result<(Shards, Ttl)> {
+    /// derive did when `Input` was derived, then the time-to-idle if the
+    /// shard code says so. `Shards` is read from its `u32` code as
+    /// `(code * 6) >> 32`: sixths, two for each variant (the derive read
+    /// `(code * 3) >> 32`, the same variant). The lower sixth of each
+    /// variant is where every seed written before the time-to-idle has its
+    /// code (the first code of the variant), and it means no time-to-idle;
+    /// the upper sixth means a time-to-idle, a [`Ttl`] read after the
+    /// default TTL, so adding it changed no older seed
+    /// (`shard_codes_decode_by_sixths` and
+    /// `committed_seeds_keep_their_meaning` in `tests/model_check.rs` pin
+    /// both).
+    pub fn header(u: &mut Unstructured<'_>) -> arbitrary::Result<(Shards, Ttl, Option<Ttl>)> {
         let code = u64::from(u32::arbitrary(u)?);
-        let shards = match (code * 6) >> 32 {
+        let sixth = (code * 6) >> 32;
+        let shards = match sixth {
             0 | 1 => Shards::One,
             2 | 3 => Shards::Two,
             _ => Shards::Many,
         };
-        Ok((shards, u.arbitrary()?))
+        let default_ttl = u.arbitrary()?;
+        let time_to_idle = if sixth % 2 == 1 {
+            Some(u.arbitrary()?)
+        } else {
+            None
+        };
+        Ok((shards, default_ttl, time_to_idle))
     }
 }
 
 impl<'a> Arbitrary<'a> for Input {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        let (shards, default_ttl) = Self::header(u)?;
+        let (shards, default_ttl, time_to_idle) = Self::header(u)?;
         Ok(Input {
             shards,
             default_ttl,
+            time_to_idle,
             ops: u.arbitrary()?,
         })
     }
 
     fn arbitrary_take_rest(mut u: Unstructured<'a>) -> arbitrary::Result<Self> {
-        let (shards, default_ttl) = Self::header(&mut u)?;
+        let (shards, default_ttl, time_to_idle) = Self::header(&mut u)?;
         Ok(Input {
             shards,
             default_ttl,
+            time_to_idle,
             ops: Vec::arbitrary_take_rest(u)?,
         })
     }
@@ -372,11 +386,24 @@ impl<'a> Arbitrary<'a> for Input {
 /// (nanoseconds, computed without overflow) and is live while
 /// `now <= deadline`. A zero TTL, or a deadline past `u64::MAX`, means no
 /// deadline.
+///
+/// With a time-to-idle ([`Model::with_idle`]) an entry's deadline is the
+/// earlier of that write deadline and its idle deadline, `now + tti` after
+/// the write (saturating at `u64::MAX`, never), and a read (a `get`, a
+/// loading op's hit, a `compute`'s lookup; not `contains_key`,
+/// `remove_if` or `retain`) of a live entry moves it by the cache's step
+/// rule, exactly as `src/shard/idle.rs` computes it ([`Idle::touch`]).
 #[derive(Debug, Default)]
 pub struct Model {
     now: u64,
     default_ttl: Duration,
+    /// The time-to-idle, if the cache has one.
+    idle: Option<Idle>,
+    /// The combined deadline of each entry (`None`: never).
     entries: BTreeMap<u8, (Value, Option<u64>)>,
+    /// The write deadline (`u64::MAX`: never) of each key's latest insert;
+    /// read only with a time-to-idle, for keys in `entries`.
+    writes: BTreeMap<u8, u64>,
     /// What the removal listener must have been told since the last
     /// [`take_told`](Self::take_told): every entry that left, and why.
     told: Vec<Notice>,
@@ -385,14 +412,61 @@ pub struct Model {
 /// One call of the removal listener: key, value, cause.
 pub type Notice = (u8, Value, RemovalCause);
 
+/// `u64::MAX`: the deadline that never comes.
+const NEVER: u64 = u64::MAX;
+
+/// A time-to-idle as the cache keeps it: `tti` and the step by which a
+/// read moves an idle deadline, in nanoseconds (`src/shard/idle.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Idle {
+    pub tti: u64,
+    pub step: u64,
+}
+
+impl Idle {
+    /// The cache's time-to-idle for `tti`: none for zero or a `tti` of
+    /// `u64::MAX` nanoseconds or more (never idle); the step is
+    /// `max(tti / 32, min(1 ms, tti))`.
+    pub fn new(tti: Duration) -> Option<Self> {
+        let tti = u64::try_from(tti.as_nanos()).ok()?;
+        if tti == 0 || tti == NEVER {
+            return None;
+        }
+        let step = (tti / 32).max(tti.min(1_000_000));
+        Some(Self { tti, step })
+    }
+
+    /// The deadline after a read at `now` of a live entry whose deadline
+    /// is `current` and write deadline `write`: moved to
+    /// `now + tti + step` (capped at `write`, and below `u64::MAX`) only
+    /// when it is below `now + tti` and before `write`; a deadline of
+    /// `u64::MAX` (never) is left so.
+    pub fn touch(self, current: u64, write: u64, now: u64) -> u64 {
+        let wanted = now.saturating_add(self.tti);
+        if current == NEVER || current >= wanted || current >= write {
+            return current;
+        }
+        wanted.saturating_add(self.step).min(write).min(NEVER - 1)
+    }
+}
+
 impl Model {
     pub fn new(default_ttl: Duration) -> Self {
         Self {
             now: 0,
             default_ttl,
+            idle: None,
             entries: BTreeMap::new(),
+            writes: BTreeMap::new(),
             told: Vec::new(),
         }
+    }
+
+    /// The model of a cache built with `time_to_idle(tti)` (`None` for a
+    /// `tti` that never idles).
+    pub fn with_idle(mut self, tti: Duration) -> Self {
+        self.idle = Idle::new(tti);
+        self
     }
 
     /// The notices of the entries that left since the last call, in the
@@ -421,17 +495,34 @@ impl Model {
     }
 
     pub fn insert_with_ttl(&mut self, key: u8, value: Value, ttl: Duration) {
-        let deadline = self.deadline(ttl);
+        let mut deadline = self.deadline(ttl);
+        if let Some(idle) = self.idle {
+            let write = deadline.unwrap_or(NEVER);
+            self.writes.insert(key, write);
+            let earlier = write.min(self.now.saturating_add(idle.tti));
+            deadline = (earlier != NEVER).then_some(earlier);
+        }
         // Expired or not, the old value is replaced.
         if let Some((old, _)) = self.entries.insert(key, (value, deadline)) {
             self.told.push((key, old, RemovalCause::Replaced));
         }
     }
 
-    /// The live value; an expired entry is removed.
+    /// The live value, read (an access: with a time-to-idle its deadline
+    /// may move); an expired entry is removed.
     pub fn get(&mut self, key: u8) -> Option<Value> {
+        self.lookup(key, true)
+    }
+
+    /// The live value; an expired entry is removed. With `access`, a live
+    /// entry's idle deadline moves by the step rule.
+    fn lookup(&mut self, key: u8, access: bool) -> Option<Value> {
         let (value, deadline) = *self.entries.get(&key)?;
         if self.is_live(deadline) {
+            if let (true, Some(idle), Some(current)) = (access, self.idle, deadline) {
+                let moved = idle.touch(current, self.writes[&key], self.now);
+                self.entries.insert(key, (value, Some(moved)));
+            }
             Some(value)
         } else {
             self.entries.remove(&key);
@@ -459,8 +550,9 @@ impl Model {
         self.get(key)
     }
 
+    /// Not an access: no deadline moves.
     pub fn contains_key(&mut self, key: u8) -> bool {
-        self.get(key).is_some()
+        self.lookup(key, false).is_some()
     }
 
     /// Removes the entry; returns its value only if it was live.
@@ -611,6 +703,9 @@ pub trait ModelApi<V>: CacheApi<u8, V> {
     /// Whether [`check`] and [`check_bounded`] may give the builder a
     /// removal listener (`SingleLockCache` refuses one).
     const LISTENS: bool = true;
+    /// Whether its builder takes a `time_to_idle` (`SingleLockCache` has
+    /// none: [`check`] then tests it without one, as if the input had none).
+    const IDLES: bool = true;
     fn get_or_insert_with(&self, key: u8, init: impl FnOnce() -> V) -> V;
     fn try_get_or_insert_with(
         &self,
@@ -652,6 +747,7 @@ impl<V: Clone + Send + Sync + 'static> ModelApi<V> for Cache<u8, V> {
 /// `insert` on a miss, is what `get_or_insert_with` means with one thread.
 impl<V: Clone + Send + Sync + 'static> ModelApi<V> for SingleLockCache<u8, V> {
     const LISTENS: bool = false;
+    const IDLES: bool = false;
     fn get_or_insert_with(&self, key: u8, init: impl FnOnce() -> V) -> V {
         self.get(&key).unwrap_or_else(|| {
             let value = init();
@@ -731,6 +827,10 @@ pub fn check<C: ModelApi<Value>>(input: &Input) {
         .shards(input.shards.count())
         .default_ttl(default_ttl)
         .clock(clock.clone());
+    let tti = input.time_to_idle.filter(|_| C::IDLES).map(Ttl::duration);
+    if let Some(tti) = tti {
+        builder = builder.time_to_idle(tti);
+    }
     let told: Told<Notice> = Told::default();
     if C::LISTENS {
         let log = Arc::clone(&told);
@@ -740,7 +840,7 @@ pub fn check<C: ModelApi<Value>>(input: &Input) {
         });
     }
     let cache = C::build(builder);
-    let mut model = Model::new(default_ttl);
+    let mut model = Model::new(default_ttl).with_idle(tti.unwrap_or_default());
     // What the listener was told, against what the model says.
     let check_told = |model: &mut Model, at: &dyn Fn() -> String| {
         let want = sorted(model.take_told());
@@ -1164,6 +1264,10 @@ pub fn check_bounded<C: BoundedApi>(bounded: &BoundedInput) {
     if let Some(max) = bound {
         builder = builder.max_capacity(max);
     }
+    let tti = input.time_to_idle.map(Ttl::duration);
+    if let Some(tti) = tti {
+        builder = builder.time_to_idle(tti);
+    }
     if weights != Weights::Unit {
         builder = builder.weigher(move |_key, value: &Tracked| weights.of(value.value));
     }
@@ -1187,7 +1291,7 @@ pub fn check_bounded<C: BoundedApi>(bounded: &BoundedInput) {
         want_told: Vec::new(),
         held: BTreeMap::new(),
         made: Vec::new(),
-        model: Model::new(default_ttl),
+        model: Model::new(default_ttl).with_idle(tti.unwrap_or_default()),
         serials: [0; KEYS as usize],
         next_serial: 0,
         stats: Stats::default(),
