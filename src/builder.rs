@@ -89,6 +89,7 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     pub(crate) default_ttl: Duration,
     pub(crate) expire_after: Option<ExpireAfter<K, V>>,
     pub(crate) time_to_idle: Option<Duration>,
+    pub(crate) refresh_after: Option<Duration>,
     pub(crate) cleanup_interval: Duration,
     pub(crate) initial_capacity: usize,
     pub(crate) hasher: S,
@@ -109,6 +110,7 @@ impl<K, V> CacheBuilder<K, V> {
             default_ttl: Duration::ZERO,
             expire_after: None,
             time_to_idle: None,
+            refresh_after: None,
             cleanup_interval: Duration::ZERO,
             initial_capacity: 0,
             hasher: ahash::RandomState::new(),
@@ -369,6 +371,58 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
+    /// With the loading methods ([`get_or_insert_with`](Cache::get_or_insert_with),
+    /// [`try_get_or_insert_with`](Cache::try_get_or_insert_with) and their
+    /// `_async` forms), a value stored more than `age` ago is reloaded by
+    /// one caller while every other caller gets the old value at once, so a
+    /// hot key is never missing while it reloads. The age counts from the
+    /// last write of the entry (an insert, a load, a `compute` or a
+    /// refresh).
+    ///
+    /// There is no executor here: the caller whose hit finds the value
+    /// stale first runs the reload inline, with its own loader and no lock
+    /// held, and gets the new value (or the loader's `Err`, or its panic);
+    /// the callers that hit the key meanwhile get the old value without
+    /// waiting. The reloaded value is stored as an insert would store it:
+    /// a fresh TTL ([`expire_after`](Self::expire_after), else the
+    /// default), the listener told `Replaced` once. A refresh that fails,
+    /// panics or (async) is cancelled stores nothing: the old value stays
+    /// until its TTL ends, and the next hit tries again. An `insert`,
+    /// `remove` or `clear` of the key while it refreshes wins: the refresh
+    /// stores nothing. A plain [`get`](Cache::get) never refreshes, and an
+    /// expired entry is a miss (the caller loads and waits), not a refresh.
+    ///
+    /// `age` is useful below the TTL: with `age` at or above it the entry
+    /// expires before it is ever stale, and refresh never happens.
+    /// `Duration::ZERO`, the default, or an `age` too large for the clock,
+    /// means no refresh. A cache built without it pays nothing for it;
+    /// with it, every entry keeps one more `u64`, and writes read the
+    /// clock (as with [`time_to_idle`](Self::time_to_idle), such a cache
+    /// without a capacity gets bounded shards with no bound).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shardcache::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let prices: Cache<&str, u32> = Cache::builder()
+    ///     .default_ttl(Duration::from_secs(600))
+    ///     .refresh_after(Duration::from_secs(60))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// assert_eq!(prices.get_or_insert_with("apple", || 10), 10);
+    /// clock.advance(Duration::from_secs(30));
+    /// assert_eq!(prices.get_or_insert_with("apple", || unreachable!()), 10);
+    /// clock.advance(Duration::from_secs(40)); // 70 s old: stale
+    /// // This caller reloads; callers hitting it meanwhile would get 10.
+    /// assert_eq!(prices.get_or_insert_with("apple", || 12), 12);
+    /// assert_eq!(prices.get("apple"), Some(12));
+    /// ```
+    pub fn refresh_after(mut self, age: Duration) -> Self {
+        self.refresh_after = Some(age);
+        self
+    }
+
     /// How often the background janitor sweeps expired entries out.
     /// `Duration::ZERO`, the default, registers nothing: expired entries are
     /// then removed only when looked up, removed, or by
@@ -454,6 +508,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             default_ttl: self.default_ttl,
             expire_after: self.expire_after,
             time_to_idle: self.time_to_idle,
+            refresh_after: self.refresh_after,
             cleanup_interval: self.cleanup_interval,
             initial_capacity: self.initial_capacity,
             hasher,
@@ -613,10 +668,11 @@ where
             self.bound().is_none()
                 && self.listener.is_none()
                 && self.expire_after.is_none()
-                && self.time_to_idle.is_none(),
+                && self.time_to_idle.is_none()
+                && self.refresh_after.is_none(),
             "shardcache: SingleLockCache is the unbounded seed design; \
-             build_single_lock() takes no max_capacity, weigher, removal_listener, expire_after \
-             or time_to_idle"
+             build_single_lock() takes no max_capacity, weigher, removal_listener, expire_after, \
+             time_to_idle or refresh_after"
         );
         SingleLockCache::from_builder(self)
     }
@@ -632,6 +688,7 @@ impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
             .field("default_ttl", &self.default_ttl)
             .field("expire_after", &self.expire_after.is_some())
             .field("time_to_idle", &self.time_to_idle)
+            .field("refresh_after", &self.refresh_after)
             .field("cleanup_interval", &self.cleanup_interval)
             .field("initial_capacity", &self.initial_capacity)
             .field("clock", &self.clock)

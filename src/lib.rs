@@ -115,6 +115,7 @@ mod janitor;
 mod listener;
 mod loading;
 mod locks;
+mod refresh;
 mod shard;
 mod stats;
 mod sync;

@@ -78,7 +78,11 @@ where
     /// reaches this caller, and the waiting callers start over: one of them
     /// loads with its own `init`.
     ///
-    /// A hit costs what [`get`](Self::get) costs.
+    /// A hit costs what [`get`](Self::get) costs. In a cache built with
+    /// [`refresh_after`](crate::CacheBuilder::refresh_after), a hit on a
+    /// stale value makes the first such caller run `init` to refresh it
+    /// (and get the new value) while the others get the old one at once;
+    /// this holds for every loading method.
     ///
     /// ```
     /// use shardcache::Cache;
@@ -141,6 +145,9 @@ where
         init: impl FnOnce() -> Result<V, E>,
     ) -> Result<V, E> {
         let (hash, index) = self.locate(&key);
+        if self.refreshes() {
+            return self.get_or_refresh(hash, index, key, name, init);
+        }
         match self.lookup_at::<K, V, true>(hash, index, &key, V::clone) {
             Some(value) => Ok(value),
             None => self.load(hash, index, key, name, init),
@@ -151,7 +158,7 @@ where
     /// out of line so that a hit costs what a `get` costs.
     #[cold]
     #[inline(never)]
-    fn load<E>(
+    pub(crate) fn load<E>(
         &self,
         hash: u64,
         index: usize,
@@ -266,6 +273,17 @@ where
         init: impl std::future::Future<Output = Result<V, E>>,
     ) -> Result<V, E> {
         let (hash, index) = self.locate(&key);
+        let init = if self.refreshes() {
+            match self
+                .get_or_refresh_async(hash, index, &key, name, init)
+                .await
+            {
+                Ok(found) => return found,
+                Err(init) => init,
+            }
+        } else {
+            init
+        };
         loop {
             if let Some(value) = self.lookup_at::<K, V, true>(hash, index, &key, V::clone) {
                 return Ok(value);
@@ -319,6 +337,8 @@ where
     hash: u64,
     index: usize,
     flight: Option<Arc<Flight<V>>>,
+    /// The key, for a refresh: abandoning it makes the entry stale again.
+    refreshed: Option<K>,
 }
 
 impl<'a, K, V, S> Lead<'a, K, V, S>
@@ -338,7 +358,21 @@ where
             hash,
             index,
             flight: Some(flight),
+            refreshed: None,
         }
+    }
+
+    /// The hold of a refresh of `key` (`src/refresh.rs`) on its flight.
+    pub(crate) fn refreshing(
+        cache: &'a Cache<K, V, S>,
+        hash: u64,
+        index: usize,
+        flight: Arc<Flight<V>>,
+        key: K,
+    ) -> Self {
+        let mut lead = Self::new(cache, hash, index, flight);
+        lead.refreshed = Some(key);
+        lead
     }
 
     /// Runs `loader` (a blocking loader, or one poll of an async one) with
@@ -352,7 +386,7 @@ where
     }
 
     /// Stores the loaded value and wakes the waiters with it.
-    fn land(self, key: K, value: V) {
+    pub(crate) fn land(self, key: K, value: V) {
         let (hash, index) = (self.hash, self.index);
         let cache = self.cache;
         self.finish(Some(value.clone()), |flight| {
@@ -390,7 +424,9 @@ where
 {
     fn drop(&mut self) {
         if let Some(flight) = self.flight.take() {
-            self.cache.abandon(self.hash, self.index, &flight);
+            let refreshed = self.refreshed.as_ref();
+            self.cache
+                .abandon(self.hash, self.index, &flight, refreshed);
         }
     }
 }

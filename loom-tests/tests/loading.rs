@@ -34,6 +34,7 @@
 mod common;
 
 use std::fmt::Debug;
+use std::time::Duration;
 
 use common::explore;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -444,5 +445,87 @@ fn l8_async_waiter_cancelled_while_the_load_ends() {
         assert_eq!(cache.get(&KEY), Some(1));
         let wakes = task.0.load(std::sync::atomic::Ordering::SeqCst);
         (got[0].is_none(), wakes)
+    });
+}
+
+/// A cache as [`empty_cache`], built with `refresh_after(1 s)`, holding
+/// `KEY -> 1` written at 0 s, its clock at 2 s: the value is stale.
+fn stale_cache() -> (Arc<TestCache>, ManualClock) {
+    let clock = ManualClock::new();
+    let cache: TestCache = Cache::builder()
+        .shards(1)
+        .record_stats(true)
+        .refresh_after(Duration::from_secs(1))
+        .clock(clock.clone())
+        .hasher(Hasher::with_seeds(1, 2, 3, 4))
+        .build();
+    cache.insert(KEY, 1);
+    clock.advance(Duration::from_secs(2));
+    (Arc::new(cache), clock)
+}
+
+/// Model L9. A loading hit on a stale `KEY -> 1` refreshes it (loading 2)
+/// while `insert(KEY, 3)` races it. The insert always wins: 3 is cached
+/// after, and the entry is not left claimed (a later stale hit refreshes).
+///
+/// Outcome: (what the loading caller got, loader runs, inserts counted,
+/// the setup's included).
+/// - `(3, 0, 2)`: the insert came before the hit, which found 3 fresh.
+/// - `(1, 0, 2)`: it came between the claim (read lock) and the flight
+///   (write lock): the entry is no longer the one claimed, the caller
+///   keeps the old value and loads nothing.
+/// - `(2, 1, 2)`: it came while the loader ran: the refresh was
+///   superseded and stored nothing.
+/// - `(2, 1, 3)`: it came after the refreshed 2 was stored.
+#[test]
+fn l9_insert_races_refresh() {
+    explore(&[(3, 0, 2), (1, 0, 2), (2, 1, 2), (2, 1, 3)], || {
+        let (cache, clock) = stale_cache();
+        let loaders = Loaders::default();
+        let refreshing = {
+            let loaders = loaders.clone();
+            spawn(&cache, move |cache| {
+                cache.get_or_insert_with(KEY, || loaders.run(|| 2))
+            })
+        };
+        let writer = spawn(&cache, |cache| cache.insert(KEY, 3));
+        let got = refreshing.join().unwrap();
+        writer.join().unwrap();
+        let inserts = cache.stats().inserts;
+        assert_eq!(cache.get(&KEY), Some(3), "the inserted value was lost");
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(cache.get_or_insert_with(KEY, || 4), 4, "left claimed");
+        (got, loaders.runs(), inserts)
+    });
+}
+
+/// Model L10. Two loading hits on a stale `KEY -> 1`, loading 2 and 3:
+/// exactly one refreshes; the other gets the old value, or the new one if
+/// it came after the refresh landed.
+///
+/// Outcome: (first caller's value, second's).
+/// - `(2, 1)`, `(1, 3)`: one refreshed; the other hit while it ran.
+/// - `(2, 2)`, `(3, 3)`: one refreshed; the other hit after it landed.
+#[test]
+fn l10_two_hits_on_a_stale_key_one_refresh() {
+    explore(&[(2, 1), (2, 2), (1, 3), (3, 3)], || {
+        let (cache, _clock) = stale_cache();
+        let first = Loaders::default();
+        let second = first.sibling();
+        let a = {
+            let first = first.clone();
+            spawn(&cache, move |cache| {
+                cache.get_or_insert_with(KEY, || first.run(|| 2))
+            })
+        };
+        let b = {
+            let second = second.clone();
+            spawn(&cache, move |cache| {
+                cache.get_or_insert_with(KEY, || second.run(|| 3))
+            })
+        };
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert_eq!(first.runs() + second.runs(), 1, "one refresh");
+        (a, b)
     });
 }

@@ -29,6 +29,8 @@ mod unbounded;
 
 use std::hash::{BuildHasher, Hash};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+// Not `crate::sync`: see `idle.rs`.
+use std::sync::atomic::AtomicU64;
 
 pub(crate) use bounded::BoundedShard;
 pub(crate) use idle::Tti;
@@ -76,6 +78,11 @@ pub(crate) struct Meta {
     /// else [`NEVER`](crate::clock::NEVER); only a kind whose
     /// [`IDLE`](Shard::IDLE) is true reads it.
     pub(crate) idle: u64,
+    /// When its value is to be refreshed (`now + age`) in a cache with
+    /// [`refresh_after`](crate::CacheBuilder::refresh_after), else
+    /// [`NEVER`](crate::clock::NEVER); only a kind whose
+    /// [`IDLE`](Shard::IDLE) is true reads it.
+    pub(crate) refresh: u64,
 }
 
 /// What one write took out of a shard, handed to the listener (or dropped)
@@ -258,6 +265,15 @@ pub(crate) trait Shard<K, V> {
         tti: impl FnOnce() -> Tti,
         read: impl FnOnce(&V) -> R,
     ) -> Lookup<R>
+    where
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized;
+
+    /// The refresh time of `key`'s entry (see `src/refresh.rs`), in a
+    /// cache with `refresh_after`; `None` for a missing entry, or a kind
+    /// that keeps none (only one whose [`IDLE`](Self::IDLE) is true does).
+    /// Expiry is not checked: the caller has just seen the entry live.
+    fn refresh_at<Q>(&self, hash: u64, key: &Q) -> Option<&AtomicU64>
     where
         K: Hash + Eq,
         Q: Equivalent<K> + ?Sized;

@@ -8,6 +8,8 @@
 //! 16 bytes, not 24), no clock read, and a lookup that probes one table.
 
 use std::hash::{BuildHasher, Hash};
+// Not `crate::sync`: see `idle.rs`.
+use std::sync::atomic::AtomicU64;
 
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 
@@ -360,6 +362,16 @@ impl<K, V> Shard<K, V> for UnboundedShard<K, V> {
         self.get(hash, key, now, read)
     }
 
+    /// None: a cache with `refresh_after` has bounded shards.
+    #[inline]
+    fn refresh_at<Q>(&self, _hash: u64, _key: &Q) -> Option<&AtomicU64>
+    where
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized,
+    {
+        None
+    }
+
     /// Inserts or replaces the entry in `pending` (see the private `put`);
     /// `meta.weight` and `now` are not used: nothing is evicted.
     #[inline]
@@ -573,6 +585,7 @@ mod tests {
             deadline,
             weight: 1,
             idle: NEVER,
+            refresh: NEVER,
         };
         s.insert(
             h(key),

@@ -112,6 +112,11 @@ impl<K, V> BoundedShard<K, V> {
             let kept = partition(writes, gone, |_, _| ());
             writes.truncate(kept);
         }
+        let refresh = &mut self.expiry.refresh;
+        if !refresh.is_empty() {
+            let kept = partition(refresh, gone, |_, _| ());
+            refresh.truncate(kept);
+        }
         self.policy.renumber(&mut self.slab, |i| {
             if i == NIL {
                 NIL

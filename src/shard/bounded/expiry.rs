@@ -11,6 +11,12 @@
 //! column, `writes`, created once an entry has both; without it every
 //! write deadline is [`NEVER`]. A cache without a time-to-idle never
 //! stores into `deadlines` from a read and never creates `writes`.
+//!
+//! A cache built with [`refresh_after`](crate::CacheBuilder::refresh_after)
+//! also keeps `refresh`: when each node's value becomes stale, or
+//! [`NEVER`] while one caller refreshes it (`src/refresh.rs`). It is
+//! created by the first write that gives a node a time, so a cache without
+//! refresh never has one.
 
 // Not `crate::sync`: see `idle.rs`.
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +36,9 @@ pub(crate) struct Deadlines {
     pub(super) writes: Vec<u64>,
     /// Nodes with a deadline; when 0 no clock is read.
     pub(super) expiring: usize,
+    /// When each node's value is to be refreshed, in a cache with
+    /// `refresh_after`; else empty.
+    pub(super) refresh: Vec<AtomicU64>,
 }
 
 impl Deadlines {
@@ -102,17 +111,40 @@ impl Deadlines {
         *slot = earlier;
     }
 
-    /// A slot for a node just appended (as node `len - 1`), with the write
-    /// deadline `deadline` and the idle deadline `idle`.
+    /// Node `i`'s refresh time, in a cache with `refresh_after`.
     #[inline]
-    pub(crate) fn push(&mut self, deadline: u64, idle: u64, len: usize) {
+    pub(crate) fn refresh_at(&self, i: u32) -> Option<&AtomicU64> {
+        self.refresh.get(i as usize)
+    }
+
+    /// Gives node `i` of `len` the refresh time `at` ([`NEVER`]: none).
+    #[inline]
+    pub(crate) fn set_refresh(&mut self, i: u32, at: u64, len: usize) {
+        if self.refresh.is_empty() {
+            if at == NEVER {
+                return;
+            }
+            self.refresh = (0..len).map(|_| AtomicU64::new(NEVER)).collect();
+        }
+        *self.refresh[i as usize].get_mut() = at;
+    }
+
+    /// A slot for a node just appended (as node `len - 1`), with the write
+    /// deadline `deadline`, the idle deadline `idle` and the refresh time
+    /// `refresh`.
+    #[inline]
+    pub(crate) fn push(&mut self, deadline: u64, idle: u64, refresh: u64, len: usize) {
         if !self.deadlines.is_empty() {
             self.deadlines.push(AtomicU64::new(NEVER));
         }
         if !self.writes.is_empty() {
             self.writes.push(NEVER);
         }
+        if !self.refresh.is_empty() {
+            self.refresh.push(AtomicU64::new(NEVER));
+        }
         self.set((len - 1) as u32, deadline, idle, len);
+        self.set_refresh((len - 1) as u32, refresh, len);
     }
 
     /// Drops node `i`'s slots (its deadlines already cleared), moving the
@@ -123,6 +155,9 @@ impl Deadlines {
         }
         if !self.writes.is_empty() {
             self.writes.swap_remove(i as usize);
+        }
+        if !self.refresh.is_empty() {
+            self.refresh.swap_remove(i as usize);
         }
     }
 
@@ -138,6 +173,9 @@ impl Deadlines {
             self.deadlines.shrink_to(shrunk(len, keep));
             if !self.writes.is_empty() {
                 self.writes.shrink_to(shrunk(len, keep));
+            }
+            if !self.refresh.is_empty() {
+                self.refresh.shrink_to(shrunk(len, keep));
             }
         }
     }

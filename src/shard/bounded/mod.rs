@@ -39,6 +39,8 @@ mod storage;
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+// Not `crate::sync`: see `idle.rs`.
+use std::sync::atomic::AtomicU64;
 
 use hashbrown::HashTable;
 
@@ -307,6 +309,16 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
         self.find(hash, key, now, touch, read)
     }
 
+    #[inline]
+    fn refresh_at<Q>(&self, hash: u64, key: &Q) -> Option<&AtomicU64>
+    where
+        K: Hash + Eq,
+        Q: Equivalent<K> + ?Sized,
+    {
+        let i = self.slab.find(hash, key)?;
+        self.expiry.refresh_at(i)
+    }
+
     /// Inserts or replaces the entry in `pending`, weighing `meta.weight`,
     /// then evicts until the shard is within its capacity. A replaced entry
     /// keeps its queue and frequency. An entry heavier than the whole shard
@@ -328,6 +340,7 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
             deadline,
             weight,
             idle,
+            refresh,
         } = meta;
         let Some((key, _)) = pending.as_ref() else {
             return;
@@ -353,6 +366,7 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
                 return;
             };
             self.expiry.set(i, deadline, idle, self.slab.len());
+            self.expiry.set_refresh(i, refresh, self.slab.len());
             let node = self.slab.node_mut(i);
             let old = std::mem::replace(&mut node.value, value);
             let old_weight = std::mem::replace(&mut node.weight, weight);
@@ -375,6 +389,7 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
                 let node = Node::new(key, value, weight, Links::new());
                 self.policy.unlink(&mut self.slab, victim.i);
                 self.expiry.set(victim.i, deadline, idle, self.slab.len());
+                self.expiry.set_refresh(victim.i, refresh, self.slab.len());
                 let old = self.slab.replace(victim.i, victim.hash, hash, node, hasher);
                 self.depart(old, &victim, out);
                 victim.i
@@ -388,7 +403,7 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
                 };
                 let node = Node::new(key, value, weight, Links::new());
                 let i = self.slab.push(hash, node, hasher);
-                self.expiry.push(deadline, idle, self.slab.len());
+                self.expiry.push(deadline, idle, refresh, self.slab.len());
                 i
             }
         };
@@ -566,6 +581,7 @@ mod tests {
                 deadline,
                 weight,
                 idle: NEVER,
+                refresh: NEVER,
             },
             &hasher,
             || now,
@@ -927,6 +943,7 @@ mod tests {
                     deadline: NEVER,
                     weight: 1,
                     idle: NEVER,
+                    refresh: NEVER,
                 },
                 &hasher,
                 || panic!("clock read"),
