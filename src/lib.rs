@@ -61,7 +61,11 @@
 //! threads miss it at the same time (and, with the `async` feature,
 //! [`Cache::get_or_insert_with_async`] from a future). A
 //! [removal listener](CacheBuilder::removal_listener) is told of every
-//! entry that leaves, with its [`RemovalCause`].
+//! entry that leaves, with its [`RemovalCause`]. With
+//! [`CacheBuilder::refresh_after`], a loading hit on a value older than
+//! that reloads it in one caller while every other caller gets the old
+//! value at once. [`Cache::compute`] replaces one key's value atomically
+//! from the live one (a counter, a list to append to).
 //!
 //! ## Time
 //!
