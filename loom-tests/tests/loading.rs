@@ -419,9 +419,7 @@ fn l8_async_waiter_cancelled_while_the_load_ends() {
             let waker = Waker::from(std::sync::Arc::clone(&task));
             waiters.push(spawn(&cache, move |cache| {
                 let mut cancelled = Box::pin(cache.get_or_insert_with_async(KEY, async { 3 }));
-                let polled = cancelled
-                    .as_mut()
-                    .poll(&mut Context::from_waker(&waker));
+                let polled = cancelled.as_mut().poll(&mut Context::from_waker(&waker));
                 drop(cancelled);
                 match polled {
                     Poll::Pending => None,
@@ -435,7 +433,11 @@ fn l8_async_waiter_cancelled_while_the_load_ends() {
         });
         assert_eq!(loaded, 1);
         let got: Vec<Option<u32>> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
-        assert_eq!(got[1], Some(1), "the waiter that stayed got the loaded value");
+        assert_eq!(
+            got[1],
+            Some(1),
+            "the waiter that stayed got the loaded value"
+        );
         assert!(matches!(got[0], None | Some(1)), "{:?}", got[0]);
         assert_eq!(
             std::sync::Arc::strong_count(&task),
