@@ -173,6 +173,7 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
     /// (the one whose leaving makes the room) is not taken out but handed
     /// back, for a new entry to take its slot, if the index has room to
     /// reindex it without growing.
+    #[inline(always)]
     fn make_room<S: BuildHasher>(
         &mut self,
         extra: u64,
@@ -212,15 +213,30 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
 
     /// Counts `node`, which left as `victim`, and hands it to `out`.
     fn depart(&mut self, node: Node<K, V, Links>, victim: &Victim, out: &mut Departures<K, V>) {
+        let Node {
+            key, value, links, ..
+        } = node;
+        self.leave((key, value), &links, victim, out);
+    }
+
+    /// Counts the entry `(key, value)` with `links`, which left as
+    /// `victim`, and hands it to `out`.
+    #[inline]
+    fn leave(
+        &mut self,
+        (key, value): (K, V),
+        links: &Links,
+        victim: &Victim,
+        out: &mut Departures<K, V>,
+    ) {
         let cause = if victim.expired {
             self.counts.expirations += 1;
             RemovalCause::Expired
         } else {
             self.counts.evictions += 1;
-            self.policy.evicted(victim.hash, &node.links);
+            self.policy.evicted(victim.hash, links);
             RemovalCause::Evicted
         };
-        let (key, value) = node.into_pair();
         out.push(key, value, cause);
     }
 }
@@ -386,12 +402,16 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
                 let Some((key, value)) = pending.take() else {
                     return;
                 };
-                let node = Node::new(key, value, weight, Links::new());
                 self.policy.unlink(&mut self.slab, victim.i);
                 self.expiry.set(victim.i, deadline, idle, self.slab.len());
                 self.expiry.set_refresh(victim.i, refresh, self.slab.len());
-                let old = self.slab.replace(victim.i, victim.hash, hash, node, hasher);
-                self.depart(old, &victim, out);
+                let old = self
+                    .slab
+                    .replace(victim.i, victim.hash, hash, key, value, hasher);
+                let node = self.slab.node_mut(victim.i);
+                node.weight = weight;
+                let links = std::mem::replace(&mut node.links, Links::new());
+                self.leave(old, &links, &victim, out);
                 victim.i
             }
             None => {

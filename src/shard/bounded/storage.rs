@@ -267,23 +267,30 @@ impl<K: Hash + Eq, V, L> Slab<K, V, L> {
         i
     }
 
-    /// Puts `node`, whose key hashes to `hash`, in slot `i` in place of the
-    /// node there (whose key hashed to `old_hash`), and returns that one.
-    /// Nothing else moves. Call it only when
+    /// Gives node `i`, whose key hashed to `old_hash`, the key `key`
+    /// hashing to `hash` and `value`, in place, and returns the old key
+    /// and value; the node keeps its weight and links for the caller to
+    /// set. Nothing else moves. Call it only when
     /// [`can_reindex`](Self::can_reindex): then the index does not grow,
     /// and no `Hash` runs.
+    #[inline]
     pub(crate) fn replace<S: BuildHasher>(
         &mut self,
         i: u32,
         old_hash: u64,
         hash: u64,
-        node: Node<K, V, L>,
+        key: K,
+        value: V,
         hasher: &S,
-    ) -> Node<K, V, L> {
+    ) -> (K, V) {
         if let Ok(slot) = self.table.find_entry(old_hash, |&j| j == i) {
             slot.remove();
         }
-        let old = std::mem::replace(&mut self.nodes[i as usize], node);
+        let node = &mut self.nodes[i as usize];
+        let old = (
+            std::mem::replace(&mut node.key, key),
+            std::mem::replace(&mut node.value, value),
+        );
         let nodes = &self.nodes;
         self.table
             .insert_unique(hash, i, |&j| hasher.hash_one(&nodes[j as usize].key));
