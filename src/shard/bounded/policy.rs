@@ -424,7 +424,31 @@ impl Policy {
     /// The next entry to evict; moves entries between and within the
     /// queues on the way (see the module docs). `expired` is `None` when no
     /// entry can be expired, else whether node `i` is.
+    ///
+    /// Inlined: the usual case, `small`'s head not hit while `main` is
+    /// within its share and nothing can expire, is the first step of
+    /// [`walk`](Self::walk) taken here; `walk` does every other.
+    #[inline]
     pub(crate) fn victim<K: Hash, V, S: BuildHasher>(
+        &mut self,
+        slab: &mut Nodes<K, V>,
+        expired: Option<impl Fn(u32) -> bool>,
+        hasher: &S,
+    ) -> Option<u32> {
+        let i = self.small.head;
+        if expired.is_none()
+            && i != NIL
+            && self.main.weight <= self.main_capacity()
+            && slab.links(i).freq.load(Ordering::Relaxed) == 0
+        {
+            return Some(i);
+        }
+        self.walk(slab, expired, hasher)
+    }
+
+    /// [`victim`](Self::victim), step by step.
+    #[inline(never)]
+    fn walk<K: Hash, V, S: BuildHasher>(
         &mut self,
         slab: &mut Nodes<K, V>,
         expired: Option<impl Fn(u32) -> bool>,
