@@ -173,6 +173,10 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
     /// (the one whose leaving makes the room) is not taken out but handed
     /// back, for a new entry to take its slot, if the index has room to
     /// reindex it without growing.
+    ///
+    /// Always inlined: as a call it cost the read-through `get` 3 and the
+    /// `insert` 5 instructions (`compare --callgrind`), and `#[inline]`
+    /// alone leaves it one.
     #[inline(always)]
     fn make_room<S: BuildHasher>(
         &mut self,
