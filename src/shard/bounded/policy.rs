@@ -32,9 +32,13 @@
 //!   the evictions a step of the boundary can win back, so a key that only
 //!   comes back long after (a loop) moves nothing. When `small` has grown,
 //!   `main` gives way only as its entries go cold: over its share, its
-//!   oldest entry goes if it was not hit, and if it was, it is passed over
-//!   and the target shrinks again, so a `main` whose every entry is in use
-//!   (a loop or a zigzag it keeps part of) holds on to it.
+//!   oldest entry goes if it was not hit, and if it was, it is passed over.
+//!   The two oldest entries then decide the split: if `small`'s was not hit
+//!   either, `main`'s is the one in use and the target shrinks again, so a
+//!   `main` whose every entry is in use while `small` hits nothing (a loop
+//!   or a zigzag it keeps part of) holds on to it; if `small`'s was hit too,
+//!   both queues are in use and the target stays (recency-friendly
+//!   requests, where a longer `small` pays).
 //! - **A key the ghost remembers** goes to `main`, as in S3-FIFO, but only
 //!   if the sketch says it was used more often than the entry `main` would
 //!   evict for it; else it enters `small` like any new key. The sketch
@@ -439,15 +443,18 @@ impl Policy {
             if self.main.weight > main_capacity {
                 // `main` gives way to a grown `small` only as its entries
                 // go cold: its oldest goes if it was not hit, else it is
-                // passed over once and `small` aims lower again.
+                // passed over once, and `small` aims lower again unless
+                // its own oldest was hit too.
                 let head = self.main.head;
                 if expired.as_ref().is_some_and(|expired| expired(head))
                     || self.pass_over(slab, head, hasher)
                 {
                     return Some(head);
                 }
-                let weight = slab.node(head).weight;
-                self.shrink_small(weight);
+                if slab.links(i).freq.load(Ordering::Relaxed) == 0 {
+                    let weight = slab.node(head).weight;
+                    self.shrink_small(weight);
+                }
             }
             if let Some(expired) = &expired {
                 // Both heads are met; an expired one goes first.
