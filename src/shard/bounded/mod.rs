@@ -811,6 +811,13 @@ mod tests {
         s.policy.small_target = 50;
         put(&mut s, 1000, 1000);
         assert_eq!(s.policy.small_target, 50);
+        // And while small has promoted any of its latest oldest entries,
+        // a cold one at its head does not pull the target back either.
+        for key in 0..100 {
+            hit(&s, key);
+        }
+        assert_eq!(put(&mut s, 1001, 1001), vec![(1000, 1000)]);
+        assert_eq!(s.policy.small_target, 50);
         // Once they are cold, main does shrink.
         let mut s = shard(100);
         for key in 0..100 {
