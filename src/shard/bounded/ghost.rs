@@ -24,8 +24,11 @@ pub(crate) struct Ghost {
     slots: Box<[u16]>,
 }
 
-/// The fewest slots a ghost has once it has any.
-const MIN_SLOTS: usize = 64;
+/// The fewest slots a ghost has once it has any: only shards of fewer
+/// than 8 entries get more than two slots per entry. A floor of 64 made a
+/// 10-entry cache's ghost six times its size, and it then sent back keys
+/// whose reuse was too far off to pay (`docs/HITRATIO.md`).
+const MIN_SLOTS: usize = 16;
 
 impl Ghost {
     /// Where `hash` goes and what is stored there. The hash is mixed first
@@ -196,5 +199,10 @@ mod tests {
         assert_eq!(g.bytes(), 2048 * 2, "no growth while there is room");
         g.clear();
         assert_eq!(g.bytes(), 0);
+        g.fit(10);
+        assert_eq!(g.bytes(), 32 * 2, "two slots per entry in a tiny shard too");
+        let mut g = Ghost::default();
+        g.fit(1);
+        assert_eq!(g.bytes(), MIN_SLOTS * 2);
     }
 }

@@ -804,7 +804,7 @@ mod tests {
         miri,
         ignore = "policy behaviour over thousands of single-threaded steps; safe code, cargo test runs it"
     )]
-    fn main_gives_way_to_a_longer_small_only_as_its_entries_go_cold() {
+    fn main_gives_way_to_a_longer_small_as_its_entries_go_cold_or_small_is_in_use() {
         let mut s = shard(100);
         for key in 0..100 {
             put(&mut s, key, key); // 0 to 98 in main, 99 in small
@@ -823,6 +823,25 @@ mod tests {
             "a hit entry was evicted"
         );
         assert_eq!(s.policy.small_target, 40);
+        // When small's oldest entry is in use too, main's hit entry is
+        // passed over and the target stays: small has earned its room.
+        let mut s = shard(100);
+        for key in 0..100 {
+            put(&mut s, key, key);
+        }
+        for key in 0..100 {
+            hit(&s, key);
+        }
+        s.policy.small_target = 50;
+        put(&mut s, 1000, 1000);
+        assert_eq!(s.policy.small_target, 50);
+        // And while small has promoted any of its latest oldest entries,
+        // a cold one at its head does not pull the target back either.
+        for key in 0..100 {
+            hit(&s, key);
+        }
+        assert_eq!(put(&mut s, 1001, 1001), vec![(1000, 1000)]);
+        assert_eq!(s.policy.small_target, 50);
         // Once they are cold, main does shrink.
         let mut s = shard(100);
         for key in 0..100 {

@@ -32,9 +32,14 @@
 //!   the evictions a step of the boundary can win back, so a key that only
 //!   comes back long after (a loop) moves nothing. When `small` has grown,
 //!   `main` gives way only as its entries go cold: over its share, its
-//!   oldest entry goes if it was not hit, and if it was, it is passed over
-//!   and the target shrinks again, so a `main` whose every entry is in use
-//!   (a loop or a zigzag it keeps part of) holds on to it.
+//!   oldest entry goes if it was not hit, and if it was, it is passed over.
+//!   Then `small`'s record decides the split: if none of its last 32 oldest
+//!   entries was hit (promoted rather than evicted) and the current one was
+//!   not either, `main`'s is the only one in use and the target shrinks
+//!   again, so a `main` whose every entry is in use while `small` hits
+//!   nothing (a loop or a zigzag it keeps part of) holds on to it; else both
+//!   queues are in use and the target stays where the windows put it
+//!   (recency-friendly requests, where a longer `small` pays).
 //! - **A key the ghost remembers** goes to `main`, as in S3-FIFO, but only
 //!   if the sketch says it was used more often than the entry `main` would
 //!   evict for it; else it enters `small` like any new key. The sketch
@@ -161,6 +166,11 @@ pub(crate) struct Policy {
     /// [`grow_small`](Self::grow_small) and
     /// [`shrink_small`](Self::shrink_small).
     pub(super) small_target: u64,
+    /// The fates of `small`'s last 32 oldest entries, newest in bit 0: 1
+    /// for one promoted to `main` (it was hit), 0 for one evicted. While it
+    /// is 0, `small` has earned no room, and a hit entry of `main` over its
+    /// share pulls the target back.
+    small_record: u32,
     /// The entries the sketch is sized for from the first insert (0: grow
     /// with the shard, its entry count unknown).
     presize: usize,
@@ -188,6 +198,7 @@ impl Policy {
             sketch: Sketch::default(),
             capacity,
             small_target: (capacity / SMALL_SHARE).max(1),
+            small_record: 0,
             presize,
             fitted: 0,
         }
@@ -231,6 +242,7 @@ impl Policy {
         self.recent_small.clear();
         self.recent_main.clear();
         self.sketch.clear();
+        self.small_record = 0;
         self.fitted = 0;
     }
 
@@ -463,15 +475,18 @@ impl Policy {
             if self.main.weight > main_capacity {
                 // `main` gives way to a grown `small` only as its entries
                 // go cold: its oldest goes if it was not hit, else it is
-                // passed over once and `small` aims lower again.
+                // passed over once, and `small` aims lower again unless
+                // its entries are in use too (hit lately, or now).
                 let head = self.main.head;
                 if expired.as_ref().is_some_and(|expired| expired(head))
                     || self.pass_over(slab, head, hasher)
                 {
                     return Some(head);
                 }
-                let weight = slab.node(head).weight;
-                self.shrink_small(weight);
+                if self.small_record == 0 && slab.links(i).freq.load(Ordering::Relaxed) == 0 {
+                    let weight = slab.node(head).weight;
+                    self.shrink_small(weight);
+                }
             }
             if let Some(expired) = &expired {
                 // Both heads are met; an expired one goes first.
@@ -485,8 +500,10 @@ impl Policy {
             }
             let links = slab.links(i);
             if links.freq.load(Ordering::Relaxed) == 0 {
+                self.small_record <<= 1;
                 return Some(i);
             }
+            self.small_record = self.small_record << 1 | 1;
             links.freq.store(0, Ordering::Relaxed);
             let hash = slab.hash_of(i, hasher);
             self.sketch.add(hash);
