@@ -853,6 +853,29 @@ mod tests {
     }
 
     #[test]
+    fn small_forgets_a_promotion_after_32_cold_evictions_on_either_path() {
+        let mut s = shard(100);
+        for key in 0..110 {
+            put(&mut s, key, key); // main sheds its cold excess, then small
+        }
+        let small = s.policy.small_target;
+        assert!(
+            s.policy.main.weight <= 100 - small,
+            "main is within its share"
+        );
+        // One of small's latest 32 oldest entries was promoted.
+        s.policy.small_record = 1;
+        // Evictions of cold heads of small take `victim`'s inlined step;
+        // each records an eviction, as `walk` does.
+        for key in 1000..1031 {
+            put(&mut s, key, key);
+            assert_ne!(s.policy.small_record, 0, "forgot too early");
+        }
+        put(&mut s, 1031, 1031);
+        assert_eq!(s.policy.small_record, 0, "a promotion 32 evictions ago");
+    }
+
+    #[test]
     #[cfg_attr(
         miri,
         ignore = "policy behaviour over thousands of single-threaded steps; safe code, cargo test runs it"

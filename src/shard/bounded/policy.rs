@@ -170,7 +170,7 @@ pub(crate) struct Policy {
     /// for one promoted to `main` (it was hit), 0 for one evicted. While it
     /// is 0, `small` has earned no room, and a hit entry of `main` over its
     /// share pulls the target back.
-    small_record: u32,
+    pub(super) small_record: u32,
     /// The entries the sketch is sized for from the first insert (0: grow
     /// with the shard, its entry count unknown).
     presize: usize,
@@ -453,6 +453,8 @@ impl Policy {
             && self.main.weight <= self.main_capacity()
             && slab.links(i).freq.load(Ordering::Relaxed) == 0
         {
+            // As `walk`'s first step records an eviction from `small`.
+            self.small_record <<= 1;
             return Some(i);
         }
         self.walk(slab, expired, hasher)
