@@ -511,28 +511,40 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        let shards = &*self.inner.shards;
+        // `self.inner.shards` is loaded again where it is used: kept, the
+        // pointer was spilled on the hit path for the clock and the stats.
+        let now = || self.inner.shards.clock.now();
         // The read guard is a temporary: it is released at the end of this
         // statement, before anything else happens.
-        let found = with_locks!(&shards.tables, locks => match locks.read(index) {
-            Some(shard) if ACCESS => {
-                shard.access(hash, key, || shards.clock.now(), |value, _| read(value))
-            }
-            Some(shard) => shard.get(hash, key, || shards.clock.now(), read),
+        let found = with_locks!(&self.inner.shards.tables, locks => match locks.read(index) {
+            Some(shard) if ACCESS => shard.access(hash, key, now, |value, _| read(value)),
+            Some(shard) => shard.get(hash, key, now, read),
             None => Lookup::Missing,
         });
         let result = match found {
             Lookup::Live(value) => Some(value),
             Lookup::Missing => None,
             Lookup::Expired => {
-                self.remove_expired_entry(index, hash, key);
+                self.remove_expired_key(key);
                 None
             }
         };
         if self.inner.record_stats {
-            shards.reads.record(result.is_some());
+            self.inner.shards.reads.record(result.is_some());
         }
         result
+    }
+
+    /// [`remove_expired_entry`](Self::remove_expired_entry) after a
+    /// lookup, hashing `key` again: the hit keeps neither its hash nor its
+    /// shard past the read lock.
+    #[inline(never)]
+    fn remove_expired_key<Q>(&self, key: &Q)
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let (hash, index) = self.locate(key);
+        self.remove_expired_entry(index, hash, key);
     }
 
     /// Removes `key` and returns its value if it was live. An expired entry

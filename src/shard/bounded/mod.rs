@@ -161,6 +161,7 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
         let Some(i) = self.slab.find(hash, key) else {
             return Lookup::Missing;
         };
+        let node = self.slab.node(i);
         let deadline = self.expiry.deadline(i);
         if deadline != NEVER {
             let now = now();
@@ -171,7 +172,6 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
                 self.expiry.touch(i, now);
             }
         }
-        let node = self.slab.node(i);
         node.links.hit();
         Lookup::Live(read(&node.value, self.expiry.refresh_at(i)))
     }
