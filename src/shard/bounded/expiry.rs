@@ -19,8 +19,9 @@
 //! refresh never has one.
 //!
 //! Whether writes are stamped (given an idle deadline and a refresh time)
-//! is fixed when the shard is built ([`Stamps`]): a shard that stamps
-//! nothing tests one flag per write and none per read, and the stamping
+//! is fixed when the shard is built ([`Stamps`], boxed: one word in the
+//! shard, whose lock slot has little room to spare): a shard that stamps
+//! nothing tests one word per write and none per read, and the stamping
 //! itself is out of line.
 
 // Not `crate::sync`: see `idle.rs`.
@@ -75,29 +76,32 @@ pub(crate) struct Deadlines {
     /// When each node's value is to be refreshed, in a cache with
     /// `refresh_after`; else empty.
     pub(super) refresh: Vec<AtomicU64>,
-    /// What writes stamp; fixed at build time.
-    stamps: Stamps,
-    /// Whether `stamps` has anything to stamp: the one test a write makes.
+    /// What writes stamp, fixed at build time; `None` where there is
+    /// nothing to stamp.
+    stamps: Option<Box<Stamps>>,
+    /// `stamps.is_some()`: the one test a write makes.
     stamping: bool,
-    /// Whether reads move idle deadlines (`stamps.tti.tti != 0`): the one
-    /// test a read of an entry with a deadline makes.
-    idles: bool,
 }
 
 impl Deadlines {
     /// No deadline yet, stamping `stamps` on every write.
     pub(crate) fn new(stamps: Stamps) -> Self {
+        let stamping = stamps.tti.tti != 0 || stamps.age != 0;
         Self {
-            stamps,
-            stamping: stamps.tti.tti != 0 || stamps.age != 0,
-            idles: stamps.tti.tti != 0,
+            stamps: stamping.then(|| Box::new(stamps)),
+            stamping,
             ..Self::default()
         }
     }
 
-    /// Empty, stamping what this one stamps.
-    pub(crate) fn emptied(&self) -> Self {
-        Self::new(self.stamps)
+    /// Empties the columns, keeping what writes stamp.
+    pub(crate) fn clear(&mut self) {
+        let stamps = self.stamps.take();
+        *self = Self {
+            stamping: stamps.is_some(),
+            stamps,
+            ..Self::default()
+        };
     }
 
     /// Whether writes are stamped: then the clock is read for each, before
@@ -110,7 +114,9 @@ impl Deadlines {
     /// Whether a read of a live entry with a deadline moves it.
     #[inline]
     pub(crate) fn idles(&self) -> bool {
-        self.idles
+        self.stamps
+            .as_ref()
+            .is_some_and(|stamps| stamps.tti.tti != 0)
     }
 
     /// Whether some node has a deadline.
@@ -138,8 +144,8 @@ impl Deadlines {
     #[inline]
     pub(crate) fn touch(&self, i: u32, now: u64) {
         let write = self.writes.get(i as usize).copied().unwrap_or(NEVER);
-        if let Some(deadline) = self.deadlines.get(i as usize) {
-            touch(deadline, write, now, &self.stamps.tti);
+        if let (Some(deadline), Some(stamps)) = (self.deadlines.get(i as usize), &self.stamps) {
+            touch(deadline, write, now, &stamps.tti);
         }
     }
 
@@ -203,7 +209,10 @@ impl Deadlines {
     #[cold]
     #[inline(never)]
     fn write_stamped(&mut self, i: u32, deadline: u64, now: u64, len: usize) {
-        let (idle, refresh) = self.stamps.at(deadline, now);
+        let (idle, refresh) = self
+            .stamps
+            .as_ref()
+            .map_or((NEVER, NEVER), |stamps| stamps.at(deadline, now));
         self.set(i, deadline, idle, len);
         self.set_refresh(i, refresh, len);
     }

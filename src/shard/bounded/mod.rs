@@ -518,7 +518,7 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
     fn take_all(&mut self) -> Taken<K, V> {
         self.loading.supersede_all();
         self.policy.clear();
-        self.expiry = self.expiry.emptied();
+        self.expiry.clear();
         let (table, nodes) = self.slab.take_all();
         Taken { table, nodes }
     }
