@@ -486,8 +486,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// The hasher. Keys are hashed once per operation with it; the hash picks
-    /// the shard and the slot within it. The default is `ahash::RandomState`.
+    /// The hasher. Keys are hashed once per operation with it (a lookup
+    /// that finds its entry expired hashes the key once more, to remove the
+    /// entry under the write lock); the hash picks the shard and the slot
+    /// within it. The default is `ahash::RandomState`.
     ///
     /// ```
     /// use std::collections::hash_map::RandomState;

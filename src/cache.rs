@@ -12,7 +12,9 @@ use crate::listener::{deliver, resume, Departures, Listener, Panic, RemovalCause
 use crate::loading::{Flight, Join};
 use crate::locks::{default_stripes, ShardLocks};
 use crate::refresh;
-use crate::shard::{BoundedShard, Keep, Lookup, Meta, Out, Removed, Shard, Tti, UnboundedShard};
+use crate::shard::{
+    BoundedShard, Keep, Lookup, Meta, Out, Removed, Shard, Stamps, Tti, UnboundedShard,
+};
 use crate::stats::{ReadCounters, Stats};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
 use crate::Equivalent;
@@ -216,11 +218,16 @@ where
             }
             Some(capacity) => {
                 let unit = builder.weigher.is_none();
+                let stamps = Stamps {
+                    tti: tti.unwrap_or_default(),
+                    age: refresh,
+                };
                 let init = move |index: usize| {
                     if index >= count {
                         return BoundedShard::new(0, 0, unit);
                     }
                     BoundedShard::new(share(capacity, count, index), per_shard, unit)
+                        .stamped(stamps)
                 };
                 let locks = ShardLocks::new(count, stripes, eager, Box::new(init));
                 (Tables::Bounded(locks), Keep::default())
@@ -415,9 +422,9 @@ where
     }
 
     /// What a shard of kind `T` needs to know of a new entry: its deadline,
-    /// its weight if `T` weighs entries (the weigher runs here, before any
-    /// lock is taken), and its idle deadline if the cache has a
-    /// time-to-idle (then `T` is bounded).
+    /// and its weight if `T` weighs entries (the weigher runs here, before
+    /// any lock is taken). An idle deadline and a refresh time are the
+    /// shard's to stamp: it was built knowing whether it keeps them.
     #[inline(always)]
     fn meta<T: Shard<K, V>>(&self, key: &K, value: &V, deadline: u64) -> Meta {
         let weight = if T::WEIGHED {
@@ -428,32 +435,7 @@ where
         } else {
             1
         };
-        let (tti, refresh) = (&self.inner.tti, self.inner.refresh);
-        let (idle, refresh) = if T::IDLE && (tti.tti != 0 || refresh != 0) {
-            let now = self.inner.shards.clock.now();
-            let idle = if tti.tti != 0 {
-                // An idle deadline past the clock's range is none, so the
-                // entry ends at its TTL: give that as its idle deadline
-                // too, so the shard keeps it as the write deadline a read
-                // caps at (an idle deadline of NEVER beside a TTL is not
-                // recorded).
-                match tti.written(now) {
-                    NEVER => deadline,
-                    idle => idle,
-                }
-            } else {
-                NEVER
-            };
-            (idle, refresh::at(now, refresh))
-        } else {
-            (NEVER, NEVER)
-        };
-        Meta {
-            deadline,
-            weight,
-            idle,
-            refresh,
-        }
+        Meta { deadline, weight }
     }
 
     /// Returns a clone of the value under `key`, or `None` if there is none
@@ -529,28 +511,40 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        let shards = &*self.inner.shards;
+        // `self.inner.shards` is loaded again where it is used: kept, the
+        // pointer was spilled on the hit path for the clock and the stats.
+        let now = || self.inner.shards.clock.now();
         // The read guard is a temporary: it is released at the end of this
         // statement, before anything else happens.
-        let found = with_locks!(&shards.tables, locks => match locks.read(index) {
-            Some(shard) if ACCESS => {
-                shard.access(hash, key, || shards.clock.now(), || self.inner.tti, read)
-            }
-            Some(shard) => shard.get(hash, key, || shards.clock.now(), read),
+        let found = with_locks!(&self.inner.shards.tables, locks => match locks.read(index) {
+            Some(shard) if ACCESS => shard.access(hash, key, now, |value, _| read(value)),
+            Some(shard) => shard.get(hash, key, now, read),
             None => Lookup::Missing,
         });
         let result = match found {
             Lookup::Live(value) => Some(value),
             Lookup::Missing => None,
             Lookup::Expired => {
-                self.remove_expired_entry(index, hash, key);
+                self.remove_expired_key(key);
                 None
             }
         };
         if self.inner.record_stats {
-            shards.reads.record(result.is_some());
+            self.inner.shards.reads.record(result.is_some());
         }
         result
+    }
+
+    /// [`remove_expired_entry`](Self::remove_expired_entry) after a
+    /// lookup, hashing `key` again: the hit keeps neither its hash nor its
+    /// shard past the read lock.
+    #[inline(never)]
+    fn remove_expired_key<Q>(&self, key: &Q)
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let (hash, index) = self.locate(key);
+        self.remove_expired_entry(index, hash, key);
     }
 
     /// Removes `key` and returns its value if it was live. An expired entry
@@ -789,7 +783,7 @@ where
         let now = || self.inner.shards.clock.now();
         with_locks!(&self.inner.shards.tables, locks => {
             let mut shard = locks.write(index);
-            if let Lookup::Live(value) = shard.access(hash, key, now, || self.inner.tti, V::clone) {
+            if let Lookup::Live(value) = shard.access(hash, key, now, |value, _| value.clone()) {
                 return Join::Hit(value);
             }
             if let Some(flight) = shard.loading().find(hash, key) {
@@ -812,22 +806,19 @@ where
 
     /// A loading method's lookup in a cache with `refresh_after`: the live
     /// value, and whether this caller claimed its refresh (it was stale),
-    /// under one read lock. The refresh time is found before the value is
-    /// cloned, so that a panic of `Eq` leaves no clone under the lock.
+    /// under one read lock and one probe, which finds the value and its
+    /// refresh time together. `Eq` runs before anything is cloned or
+    /// claimed, and the claim comes after the clone: a panic of either
+    /// leaves no clone under the lock and no claim that nobody refreshes.
     pub(crate) fn lookup_claiming(&self, hash: u64, index: usize, key: &K) -> Option<(V, bool)> {
         let shards = &*self.inner.shards;
         let now = shards.clock.now();
+        let read = |value: &V, at: Option<&std::sync::atomic::AtomicU64>| {
+            let value = value.clone();
+            (value, at.is_some_and(|at| refresh::claim(at, now)))
+        };
         let found = with_locks!(&shards.tables, locks => match locks.read(index) {
-            Some(shard) => {
-                let at = shard.refresh_at(hash, key);
-                match shard.access(hash, key, || now, || self.inner.tti, V::clone) {
-                    Lookup::Live(value) => {
-                        Lookup::Live((value, at.is_some_and(|at| refresh::claim(at, now))))
-                    }
-                    Lookup::Expired => Lookup::Expired,
-                    Lookup::Missing => Lookup::Missing,
-                }
-            }
+            Some(shard) => shard.access(hash, key, || now, read),
             None => Lookup::Missing,
         });
         // The tail of `lookup_at`, written again: a helper shared by both
@@ -898,7 +889,7 @@ where
                 Some(flight) => Begin::Wait(flight),
                 None => {
                     let now = || clock.now();
-                    let current = match shard.access(hash, key, now, || self.inner.tti, V::clone) {
+                    let current = match shard.access(hash, key, now, |value, _| value.clone()) {
                         Lookup::Live(value) => Some(value),
                         Lookup::Missing => None,
                         Lookup::Expired => {
@@ -958,8 +949,6 @@ where
             Compute::Keep | Compute::Remove => Meta {
                 deadline: NEVER,
                 weight: 1,
-                idle: NEVER,
-                refresh: NEVER,
             },
         };
         let clock = &self.inner.shards.clock;

@@ -126,7 +126,7 @@ where
                     drop(waiting);
                 }
                 Begin::Lead(flight, current) => {
-                    let lead = Lead::new(self, hash, index, flight);
+                    let lead = Lead::new(self, hash, index, flight, None);
                     let departed = self.depart_expired(expired);
                     let action = lead.run(name, || f(current.as_ref()));
                     let stored = match &action {

@@ -182,7 +182,7 @@ where
                     }
                 }
                 Join::Lead(flight) => {
-                    let lead = Lead::new(self, hash, index, flight);
+                    let lead = Lead::new(self, hash, index, flight, None);
                     let value = lead.run(name, init)?;
                     lead.land(key, value.clone());
                     return Ok(value);
@@ -296,7 +296,7 @@ where
                     }
                 }
                 Join::Lead(flight) => {
-                    let lead = Lead::new(self, hash, index, flight);
+                    let lead = Lead::new(self, hash, index, flight, None);
                     let mut init = std::pin::pin!(init);
                     let value =
                         std::future::poll_fn(|cx| lead.run(name, || init.as_mut().poll(cx)))
@@ -347,32 +347,23 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
 {
+    /// The hold on `flight`, registered in shard `index` for the key
+    /// hashing to `hash`: of a load or a `compute` (`refreshed` is `None`),
+    /// or of a refresh of the key `refreshed` (`src/refresh.rs`).
     pub(crate) fn new(
         cache: &'a Cache<K, V, S>,
         hash: u64,
         index: usize,
         flight: Arc<Flight<V>>,
+        refreshed: Option<K>,
     ) -> Self {
         Self {
             cache,
             hash,
             index,
             flight: Some(flight),
-            refreshed: None,
+            refreshed,
         }
-    }
-
-    /// The hold of a refresh of `key` (`src/refresh.rs`) on its flight.
-    pub(crate) fn refreshing(
-        cache: &'a Cache<K, V, S>,
-        hash: u64,
-        index: usize,
-        flight: Arc<Flight<V>>,
-        key: K,
-    ) -> Self {
-        let mut lead = Self::new(cache, hash, index, flight);
-        lead.refreshed = Some(key);
-        lead
     }
 
     /// Runs `loader` (a blocking loader, or one poll of an async one) with

@@ -102,7 +102,7 @@ where
                     return Ok(old);
                 };
                 drop(old);
-                let lead = Lead::refreshing(self, hash, index, flight, key.clone());
+                let lead = Lead::new(self, hash, index, flight, Some(key.clone()));
                 let value = lead.run(name, init)?;
                 lead.land(key, value.clone());
                 Ok(value)
@@ -135,7 +135,7 @@ where
             _ => return Ok(Ok(old)),
         };
         drop(old);
-        let lead = Lead::refreshing(self, hash, index, flight, key.clone());
+        let lead = Lead::new(self, hash, index, flight, Some(key.clone()));
         let mut init = std::pin::pin!(init);
         let loaded = std::future::poll_fn(|cx| lead.run(name, || init.as_mut().poll(cx))).await;
         let value = match loaded {

@@ -375,3 +375,17 @@ fn an_unbounded_cache_with_a_time_to_idle_stays_unbounded() {
     assert_eq!(cache.max_capacity(), None);
     cache.set_max_capacity(10);
 }
+
+#[test]
+fn after_clear_entries_still_idle_out() {
+    // What a write stamps is fixed when the shards are built; emptying
+    // them keeps it.
+    both(|clock, cache, _| {
+        cache.insert(1, 10);
+        cache.clear();
+        cache.insert(2, 20);
+        clock.advance(TTI + NS);
+        assert_eq!(cache.get(&2), None, "idle for tti: expired");
+        assert_eq!(cache.len(), 0);
+    });
+}

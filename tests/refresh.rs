@@ -250,6 +250,110 @@ fn without_refresh_after_nothing_is_reloaded() {
     );
 }
 
+/// A key that counts the comparisons of this thread and can be made to
+/// panic in one.
+#[derive(Debug, Clone)]
+struct Key(u32);
+
+/// A value whose `Clone` can be made to panic.
+#[derive(Debug, PartialEq)]
+struct Value(u32);
+
+thread_local! {
+    static COMPARED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static TRAP: std::cell::Cell<&'static str> = const { std::cell::Cell::new("") };
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        COMPARED.with(|n| n.set(n.get() + 1));
+        assert_ne!(TRAP.with(|t| t.get()), "eq", "user Eq panicked");
+        self.0 == other.0
+    }
+}
+impl Eq for Key {}
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl Clone for Value {
+    fn clone(&self) -> Self {
+        assert_ne!(TRAP.with(|t| t.get()), "clone", "user Clone panicked");
+        Value(self.0)
+    }
+}
+
+/// The comparisons `f` makes on this thread.
+fn compared(f: impl FnOnce()) -> usize {
+    let before = COMPARED.with(|n| n.get());
+    f();
+    COMPARED.with(|n| n.get()) - before
+}
+
+fn counted_cache(bounded: bool) -> (Cache<Key, Value>, ManualClock) {
+    let clock = ManualClock::new();
+    let mut builder: CacheBuilder<Key, Value> = Cache::builder()
+        .refresh_after(60 * SEC)
+        .clock(clock.clone());
+    if bounded {
+        builder = builder.max_capacity(1000);
+    }
+    (builder.build(), clock)
+}
+
+#[test]
+fn a_loading_hit_finds_the_value_and_its_refresh_time_in_one_probe() {
+    for bounded in [false, true] {
+        let (cache, clock) = counted_cache(bounded);
+        cache.insert(Key(1), Value(1));
+        let fresh = compared(hit_value(&cache, 1));
+        assert_eq!(fresh, 1, "fresh: one probe, one comparison");
+        assert_eq!(compared(|| assert!(cache.get(&Key(1)).is_some())), 1);
+        clock.advance(61 * SEC);
+        // Stale: the read lock's probe, then the write lock's, that
+        // registers the refresh, then the landing insert's.
+        let refresh = || {
+            assert_eq!(cache.get_or_insert_with(Key(1), || Value(2)), Value(2));
+        };
+        assert_eq!(compared(refresh), 3);
+        assert_eq!(compared(hit_value(&cache, 2)), 1);
+    }
+}
+
+/// A loading hit on key 1 that expects `value`.
+fn hit_value(cache: &Cache<Key, Value>, value: u32) -> impl FnOnce() + '_ {
+    move || {
+        let found = cache.get_or_insert_with(Key(1), || unreachable!("a hit"));
+        assert_eq!(found, Value(value));
+    }
+}
+
+#[test]
+fn a_stale_hit_whose_eq_or_clone_panics_claims_no_refresh() {
+    for (bounded, trap) in [
+        (false, "eq"),
+        (true, "eq"),
+        (false, "clone"),
+        (true, "clone"),
+    ] {
+        let (cache, clock) = counted_cache(bounded);
+        cache.insert(Key(1), Value(1));
+        clock.advance(61 * SEC);
+        TRAP.with(|t| t.set(trap));
+        let hit = catch_unwind(AssertUnwindSafe(|| {
+            cache.get_or_insert_with(Key(1), || unreachable!("panicked before"))
+        }));
+        TRAP.with(|t| t.set(""));
+        assert!(hit.is_err(), "{trap} panicked");
+        // Nothing was claimed: the next loading hit finds the value stale
+        // and refreshes it.
+        assert_eq!(cache.get_or_insert_with(Key(1), || Value(2)), Value(2));
+        assert_eq!(cache.get(&Key(1)), Some(Value(2)));
+    }
+}
+
 #[cfg(feature = "async")]
 mod async_refresh {
     use super::*;

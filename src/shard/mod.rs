@@ -14,8 +14,10 @@
 //! - `sizing.rs`: the room tables start with and when they shrink, shared
 //!   by both.
 //! - `idle.rs`: the time-to-idle and the rule by which a read moves an
-//!   entry's deadline; only the bounded kind keeps idle deadlines, and a
-//!   cache with a time-to-idle but no capacity gets it with no bound.
+//!   entry's deadline; only the bounded kind keeps idle deadlines and
+//!   refresh times (the stamps of a write, fixed when the shard is built),
+//!   and a cache with a time-to-idle or `refresh_after` but no capacity
+//!   gets it with no bound.
 //!
 //! The cache holds one kind or the other for its whole life, in an enum of
 //! two lock arrays; each operation matches on it once (two instructions)
@@ -32,7 +34,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 // Not `crate::sync`: see `idle.rs`.
 use std::sync::atomic::AtomicU64;
 
-pub(crate) use bounded::BoundedShard;
+pub(crate) use bounded::{BoundedShard, Stamps};
 pub(crate) use idle::Tti;
 pub(crate) use unbounded::{Keep, UnboundedShard};
 
@@ -66,7 +68,10 @@ pub(crate) struct WriteCounts {
 }
 
 /// What the facade computed about an entry before taking the lock (user
-/// code, such as the weigher, runs there, never under the lock).
+/// code, such as the weigher, runs there, never under the lock). Two
+/// words, passed in registers: what a shard stamps on a write besides (an
+/// idle deadline, a refresh time) it knows from when it was built, and
+/// reads the clock for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Meta {
     /// When the entry expires, in clock nanoseconds, or
@@ -74,15 +79,6 @@ pub(crate) struct Meta {
     pub(crate) deadline: u64,
     /// Its weight; 1 without a weigher. An unbounded shard ignores it.
     pub(crate) weight: u32,
-    /// Its idle deadline (`now + tti`) in a cache with a time-to-idle,
-    /// else [`NEVER`](crate::clock::NEVER); only a kind whose
-    /// [`IDLE`](Shard::IDLE) is true reads it.
-    pub(crate) idle: u64,
-    /// When its value is to be refreshed (`now + age`) in a cache with
-    /// [`refresh_after`](crate::CacheBuilder::refresh_after), else
-    /// [`NEVER`](crate::clock::NEVER); only a kind whose
-    /// [`IDLE`](Shard::IDLE) is true reads it.
-    pub(crate) refresh: u64,
 }
 
 /// What one write took out of a shard, handed to the listener (or dropped)
@@ -195,7 +191,8 @@ pub(crate) fn kept<K, V>(
 ///   hasher, for the keys the shard must rehash (a table that grows or
 ///   shrinks, a victim's key).
 /// - `now` is the clock, called at most once and only if some entry can
-///   expire; `now: u64` is a time already read.
+///   expire (an insert into a shard that stamps writes reads it once more,
+///   for the stamps); `now: u64` is a time already read.
 /// - `keep` is the room `initial_capacity` gave each table, kept once per
 ///   cache (a shard and its lock fit one 128-byte line); a shard that keeps
 ///   its own ignores it.
@@ -210,9 +207,6 @@ pub(crate) trait Shard<K, V> {
     type Taken: IntoIterator<Item = (K, V)>;
     /// Whether inserts are weighed: the facade runs the weigher only then.
     const WEIGHED: bool;
-    /// Whether this kind keeps idle deadlines (serves caches with a
-    /// time-to-idle): the facade computes [`Meta::idle`] only then.
-    const IDLE: bool;
 
     /// Entries stored, expired ones included.
     fn len(&self) -> usize;
@@ -252,18 +246,19 @@ pub(crate) trait Shard<K, V> {
         Q: Equivalent<K> + ?Sized;
 
     /// [`get`](Self::get), as an access (a `get` of the cache, a hit of a
-    /// loading method, a `compute`): in a cache with a time-to-idle
-    /// (`tti()` is not 0; called only for a live entry with a deadline, so
-    /// that the probe keeps no pointer to it), its deadline moves by the
-    /// step rule of `idle.rs`, the one write a read lock allows, to the
-    /// entry's own deadline. A kind that keeps no idle deadlines reads.
+    /// loading method, a `compute`): in a shard built with a time-to-idle,
+    /// a live entry's deadline moves by the step rule of `idle.rs`, the
+    /// one write a read lock allows, to the entry's own deadline. `read`
+    /// gets the value and, in a shard that keeps them, the entry's refresh
+    /// time (see `src/refresh.rs`), found by the same probe: a caller that
+    /// ignores it pays nothing (inlined, the load is dropped). A kind that
+    /// keeps neither reads, and hands `read` `None`.
     fn access<Q, R>(
         &self,
         hash: u64,
         key: &Q,
         now: impl FnOnce() -> u64,
-        tti: impl FnOnce() -> Tti,
-        read: impl FnOnce(&V) -> R,
+        read: impl FnOnce(&V, Option<&AtomicU64>) -> R,
     ) -> Lookup<R>
     where
         K: Hash + Eq,
@@ -271,8 +266,9 @@ pub(crate) trait Shard<K, V> {
 
     /// The refresh time of `key`'s entry (see `src/refresh.rs`), in a
     /// cache with `refresh_after`; `None` for a missing entry, or a kind
-    /// that keeps none (only one whose [`IDLE`](Self::IDLE) is true does).
-    /// Expiry is not checked: the caller has just seen the entry live.
+    /// that keeps none (only the bounded kind does). Expiry is not
+    /// checked: the caller (a write that claims or gives back a refresh)
+    /// has seen the entry live.
     fn refresh_at<Q>(&self, hash: u64, key: &Q) -> Option<&AtomicU64>
     where
         K: Hash + Eq,
@@ -289,7 +285,7 @@ pub(crate) trait Shard<K, V> {
         pending: &mut Option<(K, V)>,
         meta: Meta,
         hasher: &S,
-        now: impl FnOnce() -> u64,
+        now: impl Fn() -> u64,
         out: &mut Self::Out,
     ) where
         K: Hash + Eq;

@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicU64;
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 
 use super::sizing::{shrink, shrink_empty, sparse, table_room, table_with_capacity};
-use super::{kept, Lookup, Meta, Removed, Replaced, Shard, Tti, WriteCounts};
+use super::{kept, Lookup, Meta, Removed, Replaced, Shard, WriteCounts};
 use crate::clock::{is_expired, NEVER};
 use crate::listener::{Departures, Panic, RemovalCause};
 use crate::loading::Loading;
@@ -254,8 +254,6 @@ impl<K, V> Shard<K, V> for UnboundedShard<K, V> {
     type Out = Replaced<K, V>;
     type Taken = Taken<K, V>;
     const WEIGHED: bool = false;
-    /// A cache with a time-to-idle gets bounded shards.
-    const IDLE: bool = false;
 
     /// Entries stored, expired ones included.
     fn len(&self) -> usize {
@@ -345,21 +343,21 @@ impl<K, V> Shard<K, V> for UnboundedShard<K, V> {
     }
 
     /// [`get`](Self::get): an unbounded shard serves no cache with a
-    /// time-to-idle, so there is nothing to touch.
+    /// time-to-idle or `refresh_after` (they get bounded shards), so there
+    /// is nothing to touch and no refresh time.
     #[inline(always)]
     fn access<Q, R>(
         &self,
         hash: u64,
         key: &Q,
         now: impl FnOnce() -> u64,
-        _tti: impl FnOnce() -> Tti,
-        read: impl FnOnce(&V) -> R,
+        read: impl FnOnce(&V, Option<&AtomicU64>) -> R,
     ) -> Lookup<R>
     where
         K: Hash + Eq,
         Q: Equivalent<K> + ?Sized,
     {
-        self.get(hash, key, now, read)
+        self.get(hash, key, now, |value| read(value, None))
     }
 
     /// None: a cache with `refresh_after` has bounded shards.
@@ -381,7 +379,7 @@ impl<K, V> Shard<K, V> for UnboundedShard<K, V> {
         pending: &mut Option<(K, V)>,
         meta: Meta,
         hasher: &S,
-        _now: impl FnOnce() -> u64,
+        _now: impl Fn() -> u64,
         out: &mut Replaced<K, V>,
     ) where
         K: Hash + Eq,
@@ -584,8 +582,6 @@ mod tests {
         let meta = Meta {
             deadline,
             weight: 1,
-            idle: NEVER,
-            refresh: NEVER,
         };
         s.insert(
             h(key),

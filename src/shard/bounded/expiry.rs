@@ -17,14 +17,51 @@
 //! [`NEVER`] while one caller refreshes it (`src/refresh.rs`). It is
 //! created by the first write that gives a node a time, so a cache without
 //! refresh never has one.
+//!
+//! Whether writes are stamped (given an idle deadline and a refresh time)
+//! is fixed when the shard is built ([`Stamps`], boxed: one word in the
+//! shard, whose lock slot has little room to spare): a shard that stamps
+//! nothing tests one word per write and none per read, and the stamping
+//! itself is out of line.
 
 // Not `crate::sync`: see `idle.rs`.
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::BoundedShard;
 use crate::clock::{is_expired, NEVER};
+use crate::refresh;
 use crate::shard::idle::{touch, Tti};
 use crate::shard::sizing::{shrunk, sparse};
+
+/// What a shard stamps on each write, fixed when it is built: the cache's
+/// time-to-idle and refresh age (0: none).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Stamps {
+    /// The time-to-idle; `tti.tti` is 0 without one.
+    pub(crate) tti: Tti,
+    /// The refresh age in clock nanoseconds; 0 without `refresh_after`.
+    pub(crate) age: u64,
+}
+
+impl Stamps {
+    /// The idle deadline and the refresh time of a write at `now` whose
+    /// write deadline is `deadline`.
+    fn at(&self, deadline: u64, now: u64) -> (u64, u64) {
+        let idle = if self.tti.tti == 0 {
+            NEVER
+        } else {
+            // An idle deadline past the clock's range is none, so the entry
+            // ends at its TTL: give that as its idle deadline too, so the
+            // shard keeps it as the write deadline a read caps at (an idle
+            // deadline of NEVER beside a TTL is not recorded).
+            match self.tti.written(now) {
+                NEVER => deadline,
+                idle => idle,
+            }
+        };
+        (idle, refresh::at(now, self.age))
+    }
+}
 
 /// One deadline per node, or none while no entry has one.
 #[derive(Debug, Default)]
@@ -39,9 +76,49 @@ pub(crate) struct Deadlines {
     /// When each node's value is to be refreshed, in a cache with
     /// `refresh_after`; else empty.
     pub(super) refresh: Vec<AtomicU64>,
+    /// What writes stamp, fixed at build time; `None` where there is
+    /// nothing to stamp.
+    stamps: Option<Box<Stamps>>,
+    /// `stamps.is_some()`: the one test a write makes.
+    stamping: bool,
 }
 
 impl Deadlines {
+    /// No deadline yet, stamping `stamps` on every write.
+    pub(crate) fn new(stamps: Stamps) -> Self {
+        let stamping = stamps.tti.tti != 0 || stamps.age != 0;
+        Self {
+            stamps: stamping.then(|| Box::new(stamps)),
+            stamping,
+            ..Self::default()
+        }
+    }
+
+    /// Empties the columns, keeping what writes stamp.
+    pub(crate) fn clear(&mut self) {
+        let stamps = self.stamps.take();
+        *self = Self {
+            stamping: stamps.is_some(),
+            stamps,
+            ..Self::default()
+        };
+    }
+
+    /// Whether writes are stamped: then the clock is read for each, before
+    /// anything changes, and handed to [`write`](Self::write).
+    #[inline]
+    pub(crate) fn stamping(&self) -> bool {
+        self.stamping
+    }
+
+    /// Whether a read of a live entry with a deadline moves it.
+    #[inline]
+    pub(crate) fn idles(&self) -> bool {
+        self.stamps
+            .as_ref()
+            .is_some_and(|stamps| stamps.tti.tti != 0)
+    }
+
     /// Whether some node has a deadline.
     #[inline]
     pub(crate) fn may_expire(&self) -> bool {
@@ -56,13 +133,19 @@ impl Deadlines {
             .map(|deadline| deadline.load(Ordering::Relaxed))
     }
 
-    /// Records a read at `now` of node `i`, live and with a deadline, in a
-    /// cache with a time-to-idle (the step rule of `idle.rs`).
+    /// Node `i`'s deadline, [`NEVER`] while no node has one.
     #[inline]
-    pub(crate) fn touch(&self, i: u32, now: u64, tti: &Tti) {
+    pub(crate) fn deadline(&self, i: u32) -> u64 {
+        self.get(i).unwrap_or(NEVER)
+    }
+
+    /// Records a read at `now` of node `i`, live and with a deadline, in a
+    /// shard that [`idles`](Self::idles) (the step rule of `idle.rs`).
+    #[inline]
+    pub(crate) fn touch(&self, i: u32, now: u64) {
         let write = self.writes.get(i as usize).copied().unwrap_or(NEVER);
-        if let Some(deadline) = self.deadlines.get(i as usize) {
-            touch(deadline, write, now, tti);
+        if let (Some(deadline), Some(stamps)) = (self.deadlines.get(i as usize), &self.stamps) {
+            touch(deadline, write, now, &stamps.tti);
         }
     }
 
@@ -111,6 +194,29 @@ impl Deadlines {
         *slot = earlier;
     }
 
+    /// Gives node `i` of `len` the write deadline `deadline` and, in a
+    /// shard that is [`stamping`](Self::stamping), the stamps of a write at
+    /// `stamp` (the clock read for them; `None` where nothing is stamped).
+    #[inline]
+    pub(crate) fn write(&mut self, i: u32, deadline: u64, stamp: Option<u64>, len: usize) {
+        match stamp {
+            None => self.set(i, deadline, NEVER, len),
+            Some(now) => self.write_stamped(i, deadline, now, len),
+        }
+    }
+
+    /// [`write`](Self::write) with stamps.
+    #[cold]
+    #[inline(never)]
+    fn write_stamped(&mut self, i: u32, deadline: u64, now: u64, len: usize) {
+        let (idle, refresh) = self
+            .stamps
+            .as_ref()
+            .map_or((NEVER, NEVER), |stamps| stamps.at(deadline, now));
+        self.set(i, deadline, idle, len);
+        self.set_refresh(i, refresh, len);
+    }
+
     /// Node `i`'s refresh time, in a cache with `refresh_after`.
     #[inline]
     pub(crate) fn refresh_at(&self, i: u32) -> Option<&AtomicU64> {
@@ -129,11 +235,10 @@ impl Deadlines {
         *self.refresh[i as usize].get_mut() = at;
     }
 
-    /// A slot for a node just appended (as node `len - 1`), with the write
-    /// deadline `deadline`, the idle deadline `idle` and the refresh time
-    /// `refresh`.
+    /// A slot for a node just appended (as node `len - 1`), written as by
+    /// [`write`](Self::write).
     #[inline]
-    pub(crate) fn push(&mut self, deadline: u64, idle: u64, refresh: u64, len: usize) {
+    pub(crate) fn push(&mut self, deadline: u64, stamp: Option<u64>, len: usize) {
         if !self.deadlines.is_empty() {
             self.deadlines.push(AtomicU64::new(NEVER));
         }
@@ -143,8 +248,7 @@ impl Deadlines {
         if !self.refresh.is_empty() {
             self.refresh.push(AtomicU64::new(NEVER));
         }
-        self.set((len - 1) as u32, deadline, idle, len);
-        self.set_refresh((len - 1) as u32, refresh, len);
+        self.write((len - 1) as u32, deadline, stamp, len);
     }
 
     /// Drops node `i`'s slots (its deadlines already cleared), moving the

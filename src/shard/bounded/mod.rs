@@ -44,12 +44,13 @@ use std::sync::atomic::AtomicU64;
 
 use hashbrown::HashTable;
 
-use super::{Keep, Lookup, Meta, Removed, Shard, Tti, WriteCounts};
+use super::{Keep, Lookup, Meta, Removed, Shard, WriteCounts};
 use crate::clock::{is_expired, NEVER};
 use crate::listener::{Departures, Panic, RemovalCause};
 use crate::loading::Loading;
 use crate::Equivalent;
 use expiry::Deadlines;
+pub(crate) use expiry::Stamps;
 use policy::{Links, Policy};
 use storage::{Node, Slab};
 
@@ -98,6 +99,12 @@ impl<K, V> BoundedShard<K, V> {
         }
     }
 
+    /// This shard, stamping `stamps` on every write (see `expiry.rs`).
+    pub(crate) fn stamped(mut self, stamps: Stamps) -> Self {
+        self.expiry = Deadlines::new(stamps);
+        self
+    }
+
     /// Whether one removal would leave the table, the slab or the
     /// deadlines below a quarter full (see `sizing.rs`).
     #[inline]
@@ -136,17 +143,17 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
         node
     }
 
-    /// Finds `key` and applies `read` to its value if it is live, counting
-    /// the hit in the entry's links, and calling `touch` with its index
-    /// and the time if it has a deadline. `now` is called only then.
+    /// Finds `key` and applies `read` to its value and its refresh time if
+    /// it is live, counting the hit in the entry's links. `now` is called
+    /// only if the entry has a deadline; with `ACCESS`, in a shard that
+    /// idles, the read then moves it.
     #[inline(always)]
-    fn find<Q, R>(
+    fn find<const ACCESS: bool, Q, R>(
         &self,
         hash: u64,
         key: &Q,
         now: impl FnOnce() -> u64,
-        touch: impl FnOnce(u32, u64),
-        read: impl FnOnce(&V) -> R,
+        read: impl FnOnce(&V, Option<&AtomicU64>) -> R,
     ) -> Lookup<R>
     where
         Q: Equivalent<K> + ?Sized,
@@ -155,17 +162,18 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
             return Lookup::Missing;
         };
         let node = self.slab.node(i);
-        if let Some(deadline) = self.expiry.get(i) {
-            if deadline != NEVER {
-                let now = now();
-                if is_expired(deadline, now) {
-                    return Lookup::Expired;
-                }
-                touch(i, now);
+        let deadline = self.expiry.deadline(i);
+        if deadline != NEVER {
+            let now = now();
+            if is_expired(deadline, now) {
+                return Lookup::Expired;
+            }
+            if ACCESS && self.expiry.idles() {
+                self.expiry.touch(i, now);
             }
         }
         node.links.hit();
-        Lookup::Live(read(&node.value))
+        Lookup::Live(read(&node.value, self.expiry.refresh_at(i)))
     }
 
     /// Evicts until `extra` more weight fits. Reads the clock once, and
@@ -258,7 +266,6 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
     type Out = Departures<K, V>;
     type Taken = Taken<K, V>;
     const WEIGHED: bool = true;
-    const IDLE: bool = true;
 
     fn len(&self) -> usize {
         self.slab.len()
@@ -302,31 +309,24 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
         K: Hash + Eq,
         Q: Equivalent<K> + ?Sized,
     {
-        self.find(hash, key, now, |_, _| {}, read)
+        self.find::<false, Q, R>(hash, key, now, |value, _| read(value))
     }
 
     /// [`get`](Self::get), moving the deadline of a live entry with one in
-    /// a cache with a time-to-idle.
+    /// a shard that idles, and handing `read` its refresh time.
     #[inline]
     fn access<Q, R>(
         &self,
         hash: u64,
         key: &Q,
         now: impl FnOnce() -> u64,
-        tti: impl FnOnce() -> Tti,
-        read: impl FnOnce(&V) -> R,
+        read: impl FnOnce(&V, Option<&AtomicU64>) -> R,
     ) -> Lookup<R>
     where
         K: Hash + Eq,
         Q: Equivalent<K> + ?Sized,
     {
-        let touch = |i, now| {
-            let tti = tti();
-            if tti.tti != 0 {
-                self.expiry.touch(i, now, &tti);
-            }
-        };
-        self.find(hash, key, now, touch, read)
+        self.find::<true, Q, R>(hash, key, now, read)
     }
 
     #[inline]
@@ -343,28 +343,25 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
     /// then evicts until the shard is within its capacity. A replaced entry
     /// keeps its queue and frequency. An entry heavier than the whole shard
     /// is not stored (and counts as an eviction); an older value under its
-    /// key is removed. `now` is read at most once, and only if some entry
-    /// has a deadline.
+    /// key is removed. `now` is read once for the stamps of a shard that
+    /// stamps writes, before anything changes, and once more at most, only
+    /// if some entry has a deadline, for eviction.
     fn insert<S: BuildHasher>(
         &mut self,
         hash: u64,
         pending: &mut Option<(K, V)>,
         meta: Meta,
         hasher: &S,
-        now: impl FnOnce() -> u64,
+        now: impl Fn() -> u64,
         out: &mut Departures<K, V>,
     ) where
         K: Hash + Eq,
     {
-        let Meta {
-            deadline,
-            weight,
-            idle,
-            refresh,
-        } = meta;
+        let Meta { deadline, weight } = meta;
         let Some((key, _)) = pending.as_ref() else {
             return;
         };
+        let stamp = self.expiry.stamping().then(&now);
         if !self.loading.is_empty() {
             self.loading.supersede(hash, key);
         }
@@ -385,8 +382,7 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
             let Some((key, value)) = pending.take() else {
                 return;
             };
-            self.expiry.set(i, deadline, idle, self.slab.len());
-            self.expiry.set_refresh(i, refresh, self.slab.len());
+            self.expiry.write(i, deadline, stamp, self.slab.len());
             let node = self.slab.node_mut(i);
             let old = std::mem::replace(&mut node.value, value);
             let old_weight = std::mem::replace(&mut node.weight, weight);
@@ -407,8 +403,8 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
                     return;
                 };
                 self.policy.unlink(&mut self.slab, victim.i);
-                self.expiry.set(victim.i, deadline, idle, self.slab.len());
-                self.expiry.set_refresh(victim.i, refresh, self.slab.len());
+                self.expiry
+                    .write(victim.i, deadline, stamp, self.slab.len());
                 let old = self
                     .slab
                     .replace(victim.i, victim.hash, hash, key, value, hasher);
@@ -427,7 +423,7 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
                 };
                 let node = Node::new(key, value, weight, Links::new());
                 let i = self.slab.push(hash, node, hasher);
-                self.expiry.push(deadline, idle, refresh, self.slab.len());
+                self.expiry.push(deadline, stamp, self.slab.len());
                 i
             }
         };
@@ -546,7 +542,7 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
     fn take_all(&mut self) -> Taken<K, V> {
         self.loading.supersede_all();
         self.policy.clear();
-        self.expiry = Deadlines::default();
+        self.expiry.clear();
         let (table, nodes) = self.slab.take_all();
         Taken { table, nodes }
     }
@@ -601,12 +597,7 @@ mod tests {
         s.insert(
             h(key),
             &mut Some((key, value)),
-            Meta {
-                deadline,
-                weight,
-                idle: NEVER,
-                refresh: NEVER,
-            },
+            Meta { deadline, weight },
             &hasher,
             || now,
             &mut out,
@@ -1008,8 +999,6 @@ mod tests {
                 Meta {
                     deadline: NEVER,
                     weight: 1,
-                    idle: NEVER,
-                    refresh: NEVER,
                 },
                 &hasher,
                 || panic!("clock read"),
