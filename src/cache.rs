@@ -25,9 +25,10 @@ use crate::Equivalent;
 /// sequential keys over every shard.
 const SHARD_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// A concurrent cache: keys hashed once onto a power-of-two number of
-/// shards, each a reader-writer lock around its own hash tables, with an
-/// optional time to live per entry and an optional background janitor.
+/// A concurrent cache: keys hashed once (again only to remove an entry a
+/// lookup found expired) onto a power-of-two number of shards, each a
+/// reader-writer lock around its own hash tables, with an optional time to
+/// live per entry and an optional background janitor.
 /// Readers of a shard do not write any memory that other threads read, so
 /// reads scale with cores, even on one hot key.
 ///

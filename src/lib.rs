@@ -16,7 +16,8 @@
 //!
 //! ## How it works
 //!
-//! A key is hashed once. Bits of that hash pick one of N shards (a power of
+//! A key is hashed once (twice only when a lookup finds its entry expired
+//! and removes it). Bits of that hash pick one of N shards (a power of
 //! two); each shard is a reader-writer lock around its own hash tables, and
 //! the same hash finds the slot in the table. The locks count their readers
 //! per thread stripe, so a `get` writes only a cache line of its own thread's
