@@ -27,21 +27,33 @@ use crate::sync::{reader_stripe, AtomicU64, Ordering};
 /// let stats = cache.stats();
 /// assert_eq!((stats.inserts, stats.hits, stats.misses), (1, 1, 1));
 /// assert_eq!(stats.hit_ratio(), 0.5);
+///
+/// // A load is a lookup, then (on a miss) an insert; `remove_if` removes.
+/// cache.get_or_insert_with(3, || 30);
+/// cache.remove_if(&3, |_| true);
+/// let stats = cache.stats();
+/// assert_eq!((stats.misses, stats.inserts, stats.removals), (2, 2, 1));
 /// ```
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Lookups (`get`, `contains_key`) that found a live entry.
+    /// Lookups that found a live entry: `get`, `contains_key`, and the
+    /// lookup of a loading method (`get_or_insert_with` and the others) and
+    /// of `compute`.
     pub hits: u64,
     /// Lookups that found nothing, or an expired entry.
     pub misses: u64,
-    /// Calls to `insert` and `insert_with_ttl`, new keys and replacements.
+    /// Values stored, under new keys or replacing: by `insert` and
+    /// `insert_with_ttl`, by a loading method (the value its `init` made),
+    /// and by a `compute` that returns `Put`.
     pub inserts: u64,
-    /// Live entries taken out by `remove`. `clear` is not counted.
+    /// Live entries taken out by `remove`, `remove_if`, `retain`, and a
+    /// `compute` that returns `Remove`. `clear` is not counted.
     pub removals: u64,
-    /// Expired entries removed, lazily by a lookup or `remove`, by a sweep
-    /// (`remove_expired` or the janitor), or by eviction in a bounded cache
-    /// (which removes expired entries before live ones).
+    /// Expired entries removed, lazily by a lookup, `remove`, `remove_if`
+    /// or `retain`, by a sweep (`remove_expired` or the janitor), or by
+    /// eviction in a bounded cache (which removes expired entries before
+    /// live ones).
     pub expirations: u64,
     /// Live entries a bounded cache removed to make room, plus entries not
     /// stored because they were heavier than a shard may hold

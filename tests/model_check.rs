@@ -534,6 +534,70 @@ fn model_loads_and_tells_as_documented() {
     );
 }
 
+/// The model's counters (`Model::stats`), op by op, against the `Stats`
+/// docs written out by hand: (hits, misses, inserts, removals,
+/// expirations, evictions).
+#[test]
+fn model_counts_as_documented() {
+    let nanos = Duration::from_nanos;
+    let counts = |m: &Model| {
+        let s = m.stats();
+        let reads = (s.hits, s.misses);
+        (reads, s.inserts, s.removals, s.expirations, s.evictions)
+    };
+    let mut m = Model::new(nanos(5));
+
+    // Every value stored is an insert (a load's, a `compute`'s `Put`);
+    // every lookup a hit or a miss (`remove_if` and `retain` look up none).
+    m.insert(1, 10);
+    m.insert_with_ttl(2, 20, Duration::ZERO);
+    assert_eq!(m.get(1), Some(10));
+    assert!(!m.contains_key(3));
+    assert_eq!(m.get_or_insert_with(3, 30), (30, true));
+    assert_eq!(m.get_or_insert_with(3, 31), (30, false));
+    assert_eq!(m.try_get_or_insert_with_err(4), None);
+    assert_eq!(m.compute(4, |_| Compute::Put(40)), (None, Some(40)));
+    assert_eq!(counts(&m), ((2, 4), 4, 0, 0, 0));
+
+    // A live entry taken out is a removal, by any op; a missing one is
+    // nothing.
+    assert_eq!(m.remove(1), Some(10));
+    assert_eq!(m.remove(1), None);
+    assert_eq!(m.remove_if(2, |_| true), Some(20));
+    assert_eq!(m.compute(3, |_| Compute::Remove), (Some(30), None));
+    m.retain(|_| false);
+    assert_eq!(counts(&m), ((3, 4), 4, 4, 0, 0));
+
+    // An expired entry taken out is an expiration, by any op.
+    for key in 0..6 {
+        m.insert(key, key.into());
+    }
+    m.advance(nanos(6));
+    assert_eq!(m.get(0), None);
+    assert!(!m.contains_key(1));
+    assert_eq!(m.remove(2), None);
+    assert_eq!(m.remove_if(3, |_| false), None);
+    assert_eq!(m.compute(4, |_| Compute::Keep), (None, None));
+    assert_eq!(m.remove_expired(), 1);
+    assert_eq!(counts(&m), ((3, 7), 10, 4, 6, 0));
+    m.insert(0, 0);
+    m.insert(1, 1);
+    m.advance(nanos(6));
+    m.insert(1, 2);
+    m.retain(|_| true);
+    assert_eq!(counts(&m), ((3, 7), 13, 4, 7, 0));
+
+    // What a bounded cache evicts: an expiration if it had expired, else
+    // an eviction. `clear` counts nothing.
+    m.insert(2, 2);
+    m.advance(nanos(6));
+    m.evict(1, true);
+    m.insert(3, 3);
+    m.evict(3, false);
+    m.clear();
+    assert_eq!(counts(&m), ((3, 7), 15, 4, 8, 1));
+}
+
 /// The loading ops are decoded from the upper halves of the code ranges
 /// of `Get` and `ContainsKey`; every other code means what the derived
 /// decoding of the ten-variant `Op` made of it, so the seeds and grown
@@ -665,6 +729,27 @@ fn shard_codes_decode_by_sixths() {
         }
     }
     assert_eq!(shards(u32::MAX), Shards::Many);
+}
+
+/// `Input::header_size_hint` bounds what `Input::header` reads, with and
+/// without a time-to-idle: the longest header (an upper-sixth code, then two
+/// `Secs` TTLs) and the shortest (a lower-sixth code, then `Zero`).
+#[test]
+fn header_size_hint_bounds_every_header() {
+    let (least, most) = Input::header_size_hint(0);
+    let most = most.expect("a header has a most");
+    let read = |bytes: &[u8]| {
+        let mut u = Unstructured::new(bytes);
+        Input::header(&mut u).expect("decodes");
+        bytes.len() - u.len()
+    };
+    let secs = |n: u32| [(3u32 << 29).to_le_bytes(), n.to_le_bytes()].concat();
+    let upper_sixth = ((1u64 << 32) / 6 + 1) as u32;
+    let longest = [upper_sixth.to_le_bytes().to_vec(), secs(7), secs(9)].concat();
+    let shortest = [0u32.to_le_bytes(), 0u32.to_le_bytes()].concat();
+    assert_eq!(read(&longest), 20, "code, default TTL and time-to-idle");
+    assert_eq!(read(&shortest), 8, "code and default TTL");
+    assert_eq!((least, most), (8, 20));
 }
 
 /// Every committed seed keeps its meaning: its shard code is in a lower
@@ -907,10 +992,10 @@ impl ModelApi<Value> for LiveLenOnly {
     }
 }
 
-#[test]
-#[should_panic(expected = "len differs: op #2 Len at t=2ns")]
-fn the_check_catches_a_wrong_cache() {
-    model::check::<LiveLenOnly>(&Input {
+/// `k0` inserted with a TTL of 1 ns, the clock moved past it, then `last`
+/// at t=2ns (op #2).
+fn expired_then(last: Op) -> Input {
+    Input {
         shards: Shards::Two,
         default_ttl: Ttl::Nanos(1),
         time_to_idle: None,
@@ -920,21 +1005,50 @@ fn the_check_catches_a_wrong_cache() {
                 value: 1,
             },
             Op::Advance(Step::Nanos(2)),
-            Op::Len,
+            last,
         ],
-    });
+    }
 }
 
-/// A cache whose `get_or_insert_with` runs `init` also on a hit (and
-/// throws its value away).
-struct InitsOnHit(Cache<u8, Value>);
+#[test]
+#[should_panic(expected = "len differs: op #2 Len at t=2ns")]
+fn the_check_catches_a_wrong_cache() {
+    model::check::<LiveLenOnly>(&expired_then(Op::Len));
+}
 
-/// A cache whose `insert` removes the old value first, so the listener is
-/// told `Removed` where it should be told `Replaced`.
-struct RemovesToReplace(Cache<u8, Value>);
+/// The one flaw of a cache wrapped by [`wrap_cache_api`]: each method
+/// passes through to the `Cache` unless the wrapper overrides it.
+trait Flaw {
+    fn cache(&self) -> &Cache<u8, Value>;
+    fn insert_flawed(&self, key: u8, value: Value) {
+        self.cache().insert(key, value);
+    }
+    fn get_or_insert_with_flawed(&self, key: u8, init: impl FnOnce() -> Value) -> Value {
+        self.cache().get_or_insert_with(key, init)
+    }
+    fn compute_flawed(
+        &self,
+        key: u8,
+        f: impl FnOnce(Option<&Value>) -> Compute<Value>,
+    ) -> Option<Value> {
+        self.cache().compute(key, f)
+    }
+    fn stats_flawed(&self) -> Stats {
+        self.cache().stats()
+    }
+}
 
+/// `CacheApi` and `ModelApi` for a wrapper of a `Cache`, through its
+/// [`Flaw`], whose methods (those overriding the pass-through) follow.
 macro_rules! wrap_cache_api {
-    ($ty:ident) => {
+    ($ty:ident { $($flaw:item)* }) => {
+        impl Flaw for $ty {
+            fn cache(&self) -> &Cache<u8, Value> {
+                &self.0
+            }
+            $($flaw)*
+        }
+
         impl CacheApi<u8, Value> for $ty {
             fn build(builder: CacheBuilder<u8, Value>) -> Self {
                 Self(builder.build())
@@ -970,7 +1084,7 @@ macro_rules! wrap_cache_api {
                 self.0.shard_count()
             }
             fn stats(&self) -> Stats {
-                self.0.stats()
+                self.stats_flawed()
             }
             fn close(&self) {
                 self.0.close();
@@ -1009,54 +1123,32 @@ macro_rules! wrap_cache_api {
     };
 }
 
-wrap_cache_api!(InitsOnHit);
-wrap_cache_api!(RemovesToReplace);
-wrap_cache_api!(ComputesWithoutTtl);
+/// A cache whose `get_or_insert_with` runs `init` also on a hit (and
+/// throws its value away).
+struct InitsOnHit(Cache<u8, Value>);
 
-impl InitsOnHit {
-    fn insert_flawed(&self, key: u8, value: Value) {
-        self.0.insert(key, value);
-    }
+wrap_cache_api!(InitsOnHit {
     fn get_or_insert_with_flawed(&self, key: u8, init: impl FnOnce() -> Value) -> Value {
         let loaded = init();
         self.0.get_or_insert_with(key, || loaded)
     }
-    fn compute_flawed(
-        &self,
-        key: u8,
-        f: impl FnOnce(Option<&Value>) -> Compute<Value>,
-    ) -> Option<Value> {
-        self.0.compute(key, f)
-    }
-}
+});
 
-impl RemovesToReplace {
+/// A cache whose `insert` removes the old value first, so the listener is
+/// told `Removed` where it should be told `Replaced`.
+struct RemovesToReplace(Cache<u8, Value>);
+
+wrap_cache_api!(RemovesToReplace {
     fn insert_flawed(&self, key: u8, value: Value) {
         self.0.remove(&key);
         self.0.insert(key, value);
     }
-    fn get_or_insert_with_flawed(&self, key: u8, init: impl FnOnce() -> Value) -> Value {
-        self.0.get_or_insert_with(key, init)
-    }
-    fn compute_flawed(
-        &self,
-        key: u8,
-        f: impl FnOnce(Option<&Value>) -> Compute<Value>,
-    ) -> Option<Value> {
-        self.0.compute(key, f)
-    }
-}
+});
 
 /// A cache whose `compute` stores a `Put` with no TTL, not the default.
 struct ComputesWithoutTtl(Cache<u8, Value>);
 
-impl ComputesWithoutTtl {
-    fn insert_flawed(&self, key: u8, value: Value) {
-        self.0.insert(key, value);
-    }
-    fn get_or_insert_with_flawed(&self, key: u8, init: impl FnOnce() -> Value) -> Value {
-        self.0.get_or_insert_with(key, init)
-    }
+wrap_cache_api!(ComputesWithoutTtl {
     fn compute_flawed(
         &self,
         key: u8,
@@ -1080,7 +1172,18 @@ impl ComputesWithoutTtl {
             None => kept,
         }
     }
-}
+});
+
+/// A cache whose `stats` report no expirations.
+struct HidesExpirations(Cache<u8, Value>);
+
+wrap_cache_api!(HidesExpirations {
+    fn stats_flawed(&self) -> Stats {
+        let mut stats = self.0.stats();
+        stats.expirations = 0;
+        stats
+    }
+});
 
 #[test]
 #[should_panic(expected = "init ran 1 times, not 0: op #1 GetOrInsertWith { key: k1, value: 11 }")]
@@ -1094,6 +1197,14 @@ fn the_check_catches_init_on_a_hit() {
 )]
 fn the_check_catches_a_wrong_removal_cause() {
     model::check::<RemovesToReplace>(&loading_case());
+}
+
+/// `check` compares `stats` after every op: a `get` that finds its entry
+/// expired counts an expiration, which this cache hides.
+#[test]
+#[should_panic(expected = "stats differ: op #2 Get(k0) at t=2ns")]
+fn the_check_catches_uncounted_expirations() {
+    model::check::<HidesExpirations>(&expired_then(Op::Get(Key(0))));
 }
 
 /// Shorthands for the hand-written bounded cases.

@@ -8,8 +8,9 @@
 //! fuzzer, `proptest` and the committed seed corpus all go through
 //! [`check_bytes`] and mean the same thing by the same bytes. Every op is applied to the cache under test
 //! (through `CacheApi` and [`ModelApi`], with a `ManualClock`) and to
-//! [`Model`], and every result must be equal; at the end the contents must
-//! be equal too. The loading ops must run `init` exactly when the model
+//! [`Model`], and every result must be equal, and so must the cache's
+//! `stats()` and [`Model::stats`]; at the end the contents must be equal
+//! too. The loading ops must run `init` exactly when the model
 //! says, and a removal listener on the cache must be told exactly the
 //! entries the model says left, with their values and causes.
 //!
@@ -347,6 +348,14 @@ impl Input {
         };
         Ok((shards, default_ttl, time_to_idle))
     }
+
+    /// The bytes [`header`](Self::header) reads: a shard code and the
+    /// default TTL, then a time-to-idle only after an upper-sixth code (so
+    /// none to a `Ttl`'s most).
+    pub fn header_size_hint(depth: usize) -> (usize, Option<usize>) {
+        let ttl = Ttl::size_hint(depth);
+        arbitrary::size_hint::and_all(&[u32::size_hint(depth), ttl, (0, ttl.1)])
+    }
 }
 
 impl<'a> Arbitrary<'a> for Input {
@@ -371,11 +380,7 @@ impl<'a> Arbitrary<'a> for Input {
     }
 
     fn size_hint(depth: usize) -> (usize, Option<usize>) {
-        arbitrary::size_hint::and_all(&[
-            u32::size_hint(depth),
-            Ttl::size_hint(depth),
-            Vec::<Op>::size_hint(depth),
-        ])
+        arbitrary::size_hint::and(Self::header_size_hint(depth), Vec::<Op>::size_hint(depth))
     }
 }
 
@@ -407,6 +412,8 @@ pub struct Model {
     /// What the removal listener must have been told since the last
     /// [`take_told`](Self::take_told): every entry that left, and why.
     told: Vec<Notice>,
+    /// What the cache's `stats()` must report (see [`Model::stats`]).
+    stats: Stats,
 }
 
 /// One call of the removal listener: key, value, cause.
@@ -459,6 +466,7 @@ impl Model {
             entries: BTreeMap::new(),
             writes: BTreeMap::new(),
             told: Vec::new(),
+            stats: Stats::default(),
         }
     }
 
@@ -477,6 +485,20 @@ impl Model {
 
     pub fn now(&self) -> u64 {
         self.now
+    }
+
+    /// The counters a cache built with `record_stats(true)` must report
+    /// after the same ops, as `Stats` documents them: a hit or a miss for
+    /// every lookup (`get`, `contains_key`, a loading op's, a `compute`'s);
+    /// an insert for every value stored (`insert`, `insert_with_ttl`, a
+    /// load, a `compute`'s `Put`); a removal for every live entry `remove`,
+    /// `remove_if`, `retain` or a `compute`'s `Remove` took out; an
+    /// expiration for every expired entry any op removed (a lookup,
+    /// `remove`, `remove_if`, `retain`, `remove_expired`, or a bounded
+    /// cache's eviction: [`evict`](Self::evict)); an eviction for every
+    /// live entry [`evict`](Self::evict)ed. `clear` counts nothing.
+    pub fn stats(&self) -> Stats {
+        self.stats
     }
 
     fn deadline(&self, ttl: Duration) -> Option<u64> {
@@ -502,6 +524,7 @@ impl Model {
             let earlier = write.min(self.now.saturating_add(idle.tti));
             deadline = (earlier != NEVER).then_some(earlier);
         }
+        self.stats.inserts += 1;
         // Expired or not, the old value is replaced.
         if let Some((old, _)) = self.entries.insert(key, (value, deadline)) {
             self.told.push((key, old, RemovalCause::Replaced));
@@ -515,18 +538,25 @@ impl Model {
     }
 
     /// The live value; an expired entry is removed. With `access`, a live
-    /// entry's idle deadline moves by the step rule.
+    /// entry's idle deadline moves by the step rule. Counts a hit or a
+    /// miss.
     fn lookup(&mut self, key: u8, access: bool) -> Option<Value> {
-        let (value, deadline) = *self.entries.get(&key)?;
+        let Some(&(value, deadline)) = self.entries.get(&key) else {
+            self.stats.misses += 1;
+            return None;
+        };
         if self.is_live(deadline) {
             if let (true, Some(idle), Some(current)) = (access, self.idle, deadline) {
                 let moved = idle.touch(current, self.writes[&key], self.now);
                 self.entries.insert(key, (value, Some(moved)));
             }
+            self.stats.hits += 1;
             Some(value)
         } else {
             self.entries.remove(&key);
             self.told.push((key, value, RemovalCause::Expired));
+            self.stats.misses += 1;
+            self.stats.expirations += 1;
             None
         }
     }
@@ -560,8 +590,10 @@ impl Model {
         let (value, deadline) = self.entries.remove(&key)?;
         let live = self.is_live(deadline);
         let cause = if live {
+            self.stats.removals += 1;
             RemovalCause::Removed
         } else {
+            self.stats.expirations += 1;
             RemovalCause::Expired
         };
         self.told.push((key, value, cause));
@@ -579,16 +611,15 @@ impl Model {
     }
 
     /// `retain`: removes the expired entries (`Expired`) and the live ones
-    /// `keep` rejects (`Removed`); returns how many of each.
-    pub fn retain(&mut self, keep: impl Fn(u8) -> bool) -> (u64, u64) {
-        let (now, told) = (self.now, &mut self.told);
-        let (mut removed, mut expired) = (0, 0);
+    /// `keep` rejects (`Removed`).
+    pub fn retain(&mut self, keep: impl Fn(u8) -> bool) {
+        let (now, told, stats) = (self.now, &mut self.told, &mut self.stats);
         self.entries.retain(|&key, &mut (value, deadline)| {
             let cause = if !live_at(now, deadline) {
-                expired += 1;
+                stats.expirations += 1;
                 RemovalCause::Expired
             } else if !keep(key) {
-                removed += 1;
+                stats.removals += 1;
                 RemovalCause::Removed
             } else {
                 return true;
@@ -596,7 +627,6 @@ impl Model {
             told.push((key, value, cause));
             false
         });
-        (removed, expired)
     }
 
     /// `compute(key, f)`: an expired entry leaves first (told `Expired`,
@@ -638,7 +668,9 @@ impl Model {
             }
             live
         });
-        before - self.entries.len()
+        let removed = before - self.entries.len();
+        self.stats.expirations += removed as u64;
+        removed
     }
 
     pub fn clear(&mut self) {
@@ -679,10 +711,17 @@ impl Model {
         self.is_live(deadline)
     }
 
-    /// Forgets `key`: a bounded cache evicted it. Tells nothing: what the
-    /// cache says of it is for [`check_bounded`] to judge.
-    pub fn evict(&mut self, key: u8) {
-        self.entries.remove(&key);
+    /// Forgets `key`: a bounded cache evicted it, and counts it as an
+    /// expiration if it was `expired`, else as an eviction. Tells nothing:
+    /// what the cache says of it is for [`check_bounded`] to judge.
+    pub fn evict(&mut self, key: u8, expired: bool) {
+        if self.entries.remove(&key).is_some() {
+            if expired {
+                self.stats.expirations += 1;
+            } else {
+                self.stats.evictions += 1;
+            }
+        }
     }
 }
 
@@ -818,7 +857,8 @@ pub fn check_bytes<C: ModelApi<Value>>(data: &[u8]) {
 /// Applies `input` to a fresh `C` and to a fresh [`Model`]; panics on the
 /// first difference, naming the op and its index. After every op the
 /// removal listener (where `C` takes one) must have been told exactly the
-/// entries the model says left, each with the value and cause it says;
+/// entries the model says left, each with the value and cause it says,
+/// and `stats()` (the cache records them) must be [`Model::stats`];
 /// `init` of the loading ops must have run exactly when the model says.
 pub fn check<C: ModelApi<Value>>(input: &Input) {
     let clock = ManualClock::new();
@@ -826,7 +866,8 @@ pub fn check<C: ModelApi<Value>>(input: &Input) {
     let mut builder: CacheBuilder<u8, Value> = Cache::builder()
         .shards(input.shards.count())
         .default_ttl(default_ttl)
-        .clock(clock.clone());
+        .clock(clock.clone())
+        .record_stats(true);
     let tti = input.time_to_idle.filter(|_| C::IDLES).map(Ttl::duration);
     if let Some(tti) = tti {
         builder = builder.time_to_idle(tti);
@@ -984,6 +1025,7 @@ pub fn check<C: ModelApi<Value>>(input: &Input) {
             }
         }
         check_told(&mut model, &at);
+        assert_eq!(cache.stats(), model.stats(), "stats differ: {}", at());
     }
 
     // Final contents. `get` removes expired entries, so compare the count
@@ -995,6 +1037,7 @@ pub fn check<C: ModelApi<Value>>(input: &Input) {
         assert_eq!(cache.get(&key), want, "final get(k{key}) differs {end}");
     }
     check_told(&mut model, &|| format!("final get {end}"));
+    assert_eq!(cache.stats(), model.stats(), "final stats differ {end}");
     assert_eq!(
         cache.len(),
         model.len(),
@@ -1294,7 +1337,6 @@ pub fn check_bounded<C: BoundedApi>(bounded: &BoundedInput) {
         model: Model::new(default_ttl).with_idle(tti.unwrap_or_default()),
         serials: [0; KEYS as usize],
         next_serial: 0,
-        stats: Stats::default(),
         weights,
         bound,
         shards: input.shards.count() as u64,
@@ -1354,8 +1396,6 @@ struct BoundedRun<C> {
     /// The serial of the latest insert of each key.
     serials: [u32; KEYS as usize],
     next_serial: u32,
-    /// What `stats` must report.
-    stats: Stats,
     weights: Weights,
     bound: Option<u64>,
     shards: u64,
@@ -1408,10 +1448,8 @@ impl<C: BoundedApi> BoundedRun<C> {
                 self.insert(key.0, value, Store::WithTtl(ttl.duration()), at);
             }
             Op::GetOrInsertWith { key, value } => {
-                let len = self.model.len();
                 let live = self.model.get(key.0);
                 self.note_model_told();
-                self.lookup(len, live.is_some());
                 match live {
                     Some(v) => {
                         let want = (v, self.serial(key.0));
@@ -1434,10 +1472,8 @@ impl<C: BoundedApi> BoundedRun<C> {
                 }
             }
             Op::TryGetOrInsertWithErr(key) => {
-                let len = self.model.len();
                 let live = self.model.try_get_or_insert_with_err(key.0);
                 self.note_model_told();
-                self.lookup(len, live.is_some());
                 let want = live.map(|v| (v, self.serial(key.0))).ok_or(LOAD_FAILED);
                 let ran = Cell::new(0);
                 let got = self.cache.try_get_or_insert_with(key.0, || {
@@ -1461,35 +1497,24 @@ impl<C: BoundedApi> BoundedRun<C> {
                 );
             }
             Op::Get(key) => {
-                let len = self.model.len();
                 let want = self.model.get(key.0).map(|v| (v, self.serial(key.0)));
                 let got = self.cache.get(&key.0).map(|t| (t.value, t.serial));
                 assert_eq!(got, want, "get (value, serial) differs: {}", at());
-                self.lookup(len, want.is_some());
             }
             Op::ContainsKey(key) => {
-                let len = self.model.len();
                 let want = self.model.contains_key(key.0);
                 let got = self.cache.contains_key(&key.0);
                 assert_eq!(got, want, "contains_key differs: {}", at());
-                self.lookup(len, want);
             }
             Op::Remove(key) => {
-                let held = self.model.entry(key.0).is_some();
                 let want = self.model.remove(key.0).map(|v| (v, self.serial(key.0)));
                 let got = self.cache.remove(&key.0).map(|t| (t.value, t.serial));
                 assert_eq!(got, want, "remove (value, serial) differs: {}", at());
-                match (held, want.is_some()) {
-                    (true, true) => self.stats.removals += 1,
-                    (true, false) => self.stats.expirations += 1,
-                    (false, _) => {}
-                }
             }
             Op::RemoveExpired => {
                 let want = self.model.remove_expired();
                 let got = self.cache.remove_expired();
                 assert_eq!(got, want, "remove_expired differs: {}", at());
-                self.stats.expirations += want as u64;
             }
             Op::Clear => {
                 self.cache.clear();
@@ -1497,30 +1522,21 @@ impl<C: BoundedApi> BoundedRun<C> {
             }
             Op::RemoveIf { key, odd } => {
                 let pred = |v: Value| v % 2 == u16::from(odd);
-                let held = self.model.entry(key.0).is_some();
                 let want = self
                     .model
                     .remove_if(key.0, pred)
                     .map(|v| (v, self.serial(key.0)));
-                let gone = held && self.model.entry(key.0).is_none();
                 let got = self.cache.remove_if(key.0, |t| pred(t.value));
                 let got = got
                     .expect("Cache has remove_if")
                     .map(|t| (t.value, t.serial));
                 assert_eq!(got, want, "remove_if (value, serial) differs: {}", at());
-                match (gone, want.is_some()) {
-                    (true, true) => self.stats.removals += 1,
-                    (true, false) => self.stats.expirations += 1,
-                    (false, _) => {}
-                }
             }
             Op::Retain { keep } => {
                 let kept = |k: u8| keep & (1 << k) != 0;
-                let (removed, expired) = self.model.retain(kept);
+                self.model.retain(kept);
                 let asked = self.cache.retain(|&k, _| kept(k));
                 asked.expect("Cache has retain");
-                self.stats.removals += removed;
-                self.stats.expirations += expired;
             }
             Op::SetMaxCapacity(n) => {
                 if self.bound.is_some() || self.weights != Weights::Unit {
@@ -1572,17 +1588,6 @@ impl<C: BoundedApi> BoundedRun<C> {
 
     fn serial(&self, key: u8) -> u32 {
         self.serials[usize::from(key)]
-    }
-
-    /// Counts a `get` or `contains_key`: a hit or a miss, and an expiration
-    /// if it removed the entry (the model held `len` entries before).
-    fn lookup(&mut self, len: usize, hit: bool) {
-        if hit {
-            self.stats.hits += 1;
-        } else {
-            self.stats.misses += 1;
-        }
-        self.stats.expirations += (len - self.model.len()) as u64;
     }
 
     /// Inserts into both, then learns from the registry what the insert
@@ -1663,7 +1668,6 @@ impl<C: BoundedApi> BoundedRun<C> {
         // The old value of `key`, if any, was replaced.
         self.note_model_told();
         self.serials[usize::from(key)] = serial;
-        self.stats.inserts += 1;
 
         let stored = self
             .registry
@@ -1734,10 +1738,8 @@ impl<C: BoundedApi> BoundedRun<C> {
     /// [`insert`](Self::insert), which learns what it evicted), a `Remove`
     /// of a live value a removal, a `Keep` nothing.
     fn compute(&mut self, key: u8, value: Value, decide: Decide, at: &dyn Fn() -> String) {
-        let len = self.model.len();
         let live = self.model.get(key);
         self.note_model_told();
-        self.lookup(len, live.is_some());
         let live_serial = live.map(|v| (v, self.serial(key)));
         let keep = match decide.decide(live, value) {
             Compute::Put(value) => return self.insert(key, value, Store::Compute(live_serial), at),
@@ -1764,7 +1766,6 @@ impl<C: BoundedApi> BoundedRun<C> {
         assert_eq!(got, want, "compute (value, serial) differs: {}", at());
         if !keep && live.is_some() {
             self.model.remove(key);
-            self.stats.removals += 1;
         }
     }
 
@@ -1780,15 +1781,14 @@ impl<C: BoundedApi> BoundedRun<C> {
             .map(|(k, v, _)| (k, u64::from(self.weights.of(v))))
             .collect();
         for &(k, _) in &left {
-            let cause = if expired.contains(&k) {
-                self.stats.expirations += 1;
+            let was_expired = expired.contains(&k);
+            let cause = if was_expired {
                 RemovalCause::Expired
             } else {
-                self.stats.evictions += 1;
                 RemovalCause::Evicted
             };
             self.want_told.push((k, self.serial(k), cause));
-            self.model.evict(k);
+            self.model.evict(k, was_expired);
         }
         left
     }
@@ -1861,6 +1861,11 @@ impl<C: BoundedApi> BoundedRun<C> {
                 at()
             );
         }
-        assert_eq!(self.cache.stats(), self.stats, "stats differ: {}", at());
+        assert_eq!(
+            self.cache.stats(),
+            self.model.stats(),
+            "stats differ: {}",
+            at()
+        );
     }
 }
