@@ -64,6 +64,13 @@ pub trait Measure<V>: Send + Sync {
     /// no clock: the loop that `compare --callgrind` counts instructions of.
     /// Returns a checksum, so that nothing is optimised away.
     fn probe(&self, op: ProbeOp, n: u64, keys: u64) -> u64;
+
+    /// Reads keys `first..first + n` once each, read-through: every key is
+    /// new, so each `get` misses and the `insert` that follows evicts once
+    /// the subject is full. Settles, and returns how many entries the
+    /// subject then holds. What `compare --memory` measures the steady
+    /// state of an evicting cache after.
+    fn churn(&self, first: u64, n: u64) -> usize;
 }
 
 /// What [`Measure::probe`] does with each key.
@@ -130,6 +137,16 @@ impl<V: Value, M: ConcurrentMap<V>> Measure<V> for M {
             }
         }
         sum
+    }
+
+    fn churn(&self, first: u64, n: u64) -> usize {
+        for key in first..first + n {
+            if self.get(key).is_none() {
+                self.insert(key, V::for_key(key));
+            }
+        }
+        self.settle();
+        self.len()
     }
 }
 
