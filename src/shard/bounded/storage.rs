@@ -13,9 +13,10 @@
 //! whatever else refers to it (the policy's links, the deadlines). Indices
 //! are `u32`, so a shard holds at most `u32::MAX - 1` entries.
 //!
-//! The table grows (hashbrown's doubling) only up to the room
-//! [`index_room`] gives the shard's most entries. There, once removals'
-//! tombstones have used up its growth room, it is rebuilt at the same size
+//! The table grows (hashbrown's doubling) only while its entries would
+//! fill it more than 5/8 ([`index_room`]; in a shard of unit weights, at
+//! most to what its most entries need). Otherwise, once removals'
+//! tombstones have used up its free slots, it is rebuilt at the same size
 //! ([`Slab::reserve_slot`]): an evicting shard replaces entries forever,
 //! and hashbrown doubles a table that tombstones fill unless its entries
 //! use at most half its room, so the index of a full shard would double
@@ -251,25 +252,33 @@ impl<K: Hash + Eq, V, L> Slab<K, V, L> {
     }
 
     /// Makes room in the index for one slot more, so that the next
-    /// insertion into it (a [`push`](Self::push) or a
-    /// [`replace`](Self::replace)) neither grows it nor runs `Hash`. Below
-    /// the room the shard's most entries need ([`index_room`]), hashbrown
-    /// grows the table (or rehashes it in place); at that room, the table
-    /// is rebuilt at the same size ([`rebuild`](Self::rebuild)). Either
-    /// hashes every stored key, and only when tombstones or entries have
-    /// used the growth room up.
+    /// [`push`](Self::push) or [`replace`](Self::replace) neither grows it
+    /// nor runs `Hash`. Only once its free slots are used up (by entries,
+    /// or by the tombstones removals leave) does it hash every stored key:
+    /// a table that its entries, one more, and the shard's most entries
+    /// would fill at most 5/8 ([`index_room`]) is rebuilt at its size
+    /// ([`rebuild`](Self::rebuild)); a smaller one grows as hashbrown grows
+    /// it (twice the buckets, or a rehash in place if at most half full).
     #[inline]
     pub(crate) fn reserve_slot<S: BuildHasher>(&mut self, hasher: &S) {
         if self.table.capacity() > self.table.len() {
             return;
         }
-        if table_room(&self.table) >= index_room(self.most_entries) {
+        if table_room(&self.table) >= self.full_room() {
             self.rebuild(hasher);
         } else {
             let nodes = &self.nodes;
             self.table
                 .reserve(1, |&i| hasher.hash_one(&nodes[i as usize].key));
         }
+    }
+
+    /// The room of the index at its full size: what its entries and one
+    /// more need, never more than the shard's most entries need (see
+    /// [`index_room`]).
+    #[inline(never)]
+    fn full_room(&self) -> usize {
+        index_room(self.most_entries.min(self.table.len() + 1))
     }
 
     /// Rebuilds the index at its size (or one slot larger, if it is full
@@ -398,18 +407,19 @@ mod tests {
         Hasher::with_seeds(1, 2, 3, 4)
     }
 
-    /// A slab of `most` entries, keys `0..most`, as a full shard holds.
-    fn full(most: usize, hasher: &Hasher) -> Slab<u64, u64, ()> {
+    /// A slab of `len` entries, keys `0..len`, in a shard of at most
+    /// `most`.
+    fn full(len: usize, most: usize, hasher: &Hasher) -> Slab<u64, u64, ()> {
         let mut slab = Slab::new(0, most);
-        for key in 0..most as u64 {
+        for key in 0..len as u64 {
             slab.reserve(hasher);
             slab.push(hasher.hash_one(key), Node::new(key, key, 1, ()), hasher);
         }
         slab
     }
 
-    /// Replaces `rounds` times `most` entries of a full slab by new keys,
-    /// as evictions do, and returns the most buckets its index had.
+    /// Replaces `rounds` times its entries in `slab` by new keys, as
+    /// evictions do, and returns the most buckets its index had.
     fn churn(slab: &mut Slab<u64, u64, ()>, rounds: usize, hasher: &Hasher) -> usize {
         let most = slab.len();
         let mut buckets = slab.table.num_buckets();
@@ -437,12 +447,15 @@ mod tests {
         let hasher = hasher();
         // 150 entries fill 256 buckets 59%: hashbrown would double the
         // table once tombstones use its growth room up (150 > 224 / 2).
-        let mut slab = full(150, &hasher);
+        let mut slab = full(150, 150, &hasher);
         assert_eq!(slab.table.num_buckets(), 256);
+        assert_eq!(churn(&mut slab, 40, &hasher), 256);
+        // Weighed entries have no most entries: the 150 it holds decide.
+        let mut slab = full(150, usize::MAX, &hasher);
         assert_eq!(churn(&mut slab, 40, &hasher), 256);
         // 200 entries would fill 256 buckets 78%, over `INDEX_LOAD`: the
         // index may take 512, and never more.
-        let mut slab = full(200, &hasher);
+        let mut slab = full(200, 200, &hasher);
         assert!(churn(&mut slab, 40, &hasher) <= 512);
         assert_eq!(table_room(&slab.table), index_room(200));
     }
