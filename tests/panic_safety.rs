@@ -166,6 +166,47 @@ fn hash_panic_while_the_table_grows<C: CacheApi<Key, Value>>() {
     assert_eq!(cache.get(&Key(0)), Some(Value(0)));
 }
 
+/// A full bounded shard replaces evicted entries in place; once removals'
+/// tombstones have used up its index's room, the index is rebuilt at the
+/// same size, hashing every stored key under the write lock. Key 0 panics
+/// whenever it is hashed (by that rebuild, or when eviction picks it): some
+/// evicting insert then panics, and the shard is left consistent and
+/// usable.
+#[test]
+fn hash_panic_while_a_full_bounded_index_is_rebuilt() {
+    let cache = Cache::builder().shards(1).max_capacity(150).build();
+    for k in 0..150 {
+        cache.insert(Key(k), Value(k));
+    }
+    TRAP.with(|t| t.set(Trap::HashOf(0)));
+    let mut next = 150;
+    let panicked = loop {
+        assert!(next < 100_000, "the index was never rebuilt");
+        let result = catch_unwind(AssertUnwindSafe(|| cache.insert(Key(next), Value(next))));
+        next += 1;
+        if result.is_err() {
+            break next - 1;
+        }
+    };
+    TRAP.with(|t| t.set(Trap::None));
+    let present = (0..=panicked)
+        .filter(|&k| match cache.get(&Key(k)) {
+            Some(value) => {
+                assert_eq!(value, Value(k));
+                true
+            }
+            None => false,
+        })
+        .count();
+    assert_eq!(present, cache.len());
+    assert!(cache.len() <= 150);
+    for k in panicked + 1..panicked + 1000 {
+        cache.insert(Key(k), Value(k));
+        assert_eq!(cache.get(&Key(k)), Some(Value(k)));
+    }
+    assert_eq!(cache.len(), 150);
+}
+
 common::suite!(
     hash_panic_on_every_operation,
     clone_panic_under_the_read_lock,

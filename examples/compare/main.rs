@@ -36,6 +36,10 @@ use throughput::Plan;
 /// or `--quick` say otherwise.
 const LARGE_KEYS: usize = 1_000_000;
 
+/// `--churn` unless given: enough misses for a bounded shard's index to
+/// reach its steady state (see `memory.rs`).
+const DEFAULT_CHURN: u64 = 16;
+
 /// Compares the throughput of shardcache's `Cache` with its single-lock
 /// baseline, `RwLock<HashMap>`, `Mutex<HashMap>`, dashmap, papaya, scc,
 /// quick_cache and moka, and of the bounded `Cache` with quick_cache and
@@ -106,6 +110,13 @@ struct Args {
     /// as built for a 128-core machine.
     #[arg(long, group = "mode")]
     memory: bool,
+
+    /// In --memory mode: after the prefill, each subject that evicts (the
+    /// -exact and -half ones) reads through this many times its capacity
+    /// of new keys, every one a miss and an evicting insert, and its bytes
+    /// per entry are counted again (after churn); 0 skips the churn.
+    #[arg(long, value_name = "TIMES", default_value_t = DEFAULT_CHURN)]
+    churn: u64,
 
     /// Instead of throughput: p50/p99/p99.9/max latency of `get` on one
     /// thread while the janitor sweeps a cache of --keys entries of which
@@ -213,7 +224,7 @@ fn run_memory(args: &Args) -> Result<(), Box<dyn Error>> {
         .subjects
         .clone()
         .unwrap_or_else(|| Subject::MEMORY.to_vec());
-    let footprints = memory::run(&subjects, large_keys(args));
+    let footprints = memory::run(&subjects, large_keys(args), args.churn);
     memory::print(&footprints);
     let empty = memory::empty();
     memory::print_empty(&empty);

@@ -179,8 +179,8 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
     /// Evicts until `extra` more weight fits. Reads the clock once, and
     /// only if some entry can be expired. With `reuse`, the last victim
     /// (the one whose leaving makes the room) is not taken out but handed
-    /// back, for a new entry to take its slot, if the index has room to
-    /// reindex it without growing.
+    /// back, for a new entry to take its slot, once the index has room for
+    /// that slot (`Slab::reserve_slot`).
     ///
     /// Always inlined: as a call it cost the read-through `get` 3 and the
     /// `insert` 5 instructions (`compare --callgrind`), and `#[inline]`
@@ -214,7 +214,11 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
                 expired: at.is_some_and(|at| self.expiry.expired(i, at)),
             };
             let left = self.policy.weight() - u64::from(self.slab.node(i).weight);
-            if reuse && left + extra <= self.policy.capacity() && self.slab.can_reindex() {
+            if reuse && left + extra <= self.policy.capacity() {
+                // Hashes every key only if tombstones used up the index's
+                // room (then the table is rebuilt, or grown if below the
+                // room the shard's most entries need).
+                self.slab.reserve_slot(hasher);
                 return Some(victim);
             }
             let node = self.take(i, victim.hash, hasher);

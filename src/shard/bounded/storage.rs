@@ -12,14 +12,23 @@
 //! and repoints its table slot ([`Slab::take`]); the caller repoints
 //! whatever else refers to it (the policy's links, the deadlines). Indices
 //! are `u32`, so a shard holds at most `u32::MAX - 1` entries.
+//!
+//! The table grows (hashbrown's doubling) only while its entries would
+//! fill it more than 5/8 ([`index_room`]; in a shard of unit weights, at
+//! most to what its most entries need). Otherwise, once removals'
+//! tombstones have used up its free slots, it is rebuilt at the same size
+//! ([`Slab::reserve_slot`]): an evicting shard replaces entries forever,
+//! and hashbrown doubles a table that tombstones fill unless its entries
+//! use at most half its room, so the index of a full shard would double
+//! for good.
 
 use std::hash::{BuildHasher, Hash};
 
 use hashbrown::HashTable;
 
 use crate::shard::sizing::{
-    pack_room, shrink, shrink_empty, shrunk, sparse, table_room, table_with_capacity, too_large,
-    unpack_room,
+    index_room, pack_room, shrink, shrink_empty, shrunk, sparse, table_room, table_with_capacity,
+    too_large, unpack_room,
 };
 use crate::Equivalent;
 
@@ -179,13 +188,6 @@ impl<K, V, L> Slab<K, V, L> {
             || sparse(len, self.nodes.capacity(), self.keep_nodes())
     }
 
-    /// Whether the index can take one slot more without growing, so that
-    /// [`replace`](Slab::replace) runs no `Hash`.
-    #[inline]
-    pub(crate) fn can_reindex(&self) -> bool {
-        self.table.capacity() > self.table.len()
-    }
-
     /// Makes room in `nodes` for one more: doubling, as `Vec` does, but
     /// never past what the shard can hold, so a full cache of unit weights
     /// wastes no slot.
@@ -245,10 +247,57 @@ impl<K: Hash + Eq, V, L> Slab<K, V, L> {
             "shardcache: a shard cannot hold more than {} entries",
             NIL - 1
         );
-        let nodes = &self.nodes;
-        self.table
-            .reserve(1, |&i| hasher.hash_one(&nodes[i as usize].key));
+        self.reserve_slot(hasher);
         self.reserve_node();
+    }
+
+    /// Makes room in the index for one slot more, so that the next
+    /// [`push`](Self::push) or [`replace`](Self::replace) neither grows it
+    /// nor runs `Hash`. Only once its free slots are used up (by entries,
+    /// or by the tombstones removals leave) does it hash every stored key:
+    /// a table that its entries, one more, and the shard's most entries
+    /// would fill at most 5/8 ([`index_room`]) is rebuilt at its size
+    /// ([`rebuild`](Self::rebuild)); a smaller one grows as hashbrown grows
+    /// it (twice the buckets, or a rehash in place if at most half full).
+    #[inline]
+    pub(crate) fn reserve_slot<S: BuildHasher>(&mut self, hasher: &S) {
+        if self.table.capacity() > self.table.len() {
+            return;
+        }
+        if table_room(&self.table) >= self.full_room() {
+            self.rebuild(hasher);
+        } else {
+            let nodes = &self.nodes;
+            self.table
+                .reserve(1, |&i| hasher.hash_one(&nodes[i as usize].key));
+        }
+    }
+
+    /// The room of the index at its full size: what its entries and one
+    /// more need, never more than the shard's most entries need (see
+    /// [`index_room`]).
+    #[inline(never)]
+    fn full_room(&self) -> usize {
+        index_room(self.most_entries.min(self.table.len() + 1))
+    }
+
+    /// Rebuilds the index at its size (or one slot larger, if it is full
+    /// of entries), without its tombstones: a new table, filled with every
+    /// slot's index under its key's hash, replaces the old one. If a
+    /// `Hash` panics, the new table is dropped and the old one is left as
+    /// it was, as hashbrown's own resize does.
+    #[cold]
+    #[inline(never)]
+    fn rebuild<S: BuildHasher>(&mut self, hasher: &S) {
+        let room = table_room(&self.table).max(self.table.len() + 1);
+        let mut table = HashTable::with_capacity(room);
+        let nodes = &self.nodes;
+        let hash = |&i: &u32| hasher.hash_one(&nodes[i as usize].key);
+        for &i in &self.table {
+            // Room for every slot: `hash` is not called again.
+            table.insert_unique(hash(&i), i, hash);
+        }
+        self.table = table;
     }
 
     /// Appends `node`, whose key hashes to `hash`, after a
@@ -270,8 +319,8 @@ impl<K: Hash + Eq, V, L> Slab<K, V, L> {
     /// Gives node `i`, whose key hashed to `old_hash`, the key `key`
     /// hashing to `hash` and `value`, in place, and returns the old key
     /// and value; the node keeps its weight and links for the caller to
-    /// set. Nothing else moves. Call it only when
-    /// [`can_reindex`](Self::can_reindex): then the index does not grow,
+    /// set. Nothing else moves. Call it only after a
+    /// [`reserve_slot`](Self::reserve_slot): then the index does not grow,
     /// and no `Hash` runs.
     #[inline]
     pub(crate) fn replace<S: BuildHasher>(
@@ -345,5 +394,109 @@ impl<K: Hash + Eq, V, L> Slab<K, V, L> {
             });
         }
         self.shrink_nodes(self.nodes.len() - 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Hasher = ahash::RandomState;
+
+    fn hasher() -> Hasher {
+        Hasher::with_seeds(1, 2, 3, 4)
+    }
+
+    /// A slab of `len` entries, keys `0..len`, in a shard of at most
+    /// `most`.
+    fn full(len: usize, most: usize, hasher: &Hasher) -> Slab<u64, u64, ()> {
+        let mut slab = Slab::new(0, most);
+        for key in 0..len as u64 {
+            slab.reserve(hasher);
+            slab.push(hasher.hash_one(key), Node::new(key, key, 1, ()), hasher);
+        }
+        slab
+    }
+
+    /// Replaces `rounds` times its entries in `slab` by new keys, as
+    /// evictions do, and returns the most buckets its index had.
+    fn churn(slab: &mut Slab<u64, u64, ()>, rounds: usize, hasher: &Hasher) -> usize {
+        let most = slab.len();
+        let mut buckets = slab.table.num_buckets();
+        for step in 0..rounds * most {
+            let i = (step * 7919 % most) as u32;
+            let old = slab.node(i).key;
+            let key = (most + step) as u64;
+            slab.reserve_slot(hasher);
+            let hashes = (hasher.hash_one(old), hasher.hash_one(key));
+            let (gone, _) = slab.replace(i, hashes.0, hashes.1, key, key, hasher);
+            assert_eq!(gone, old);
+            buckets = buckets.max(slab.table.num_buckets());
+        }
+        for i in 0..most as u32 {
+            let key = slab.node(i).key;
+            assert_eq!(slab.find(hasher.hash_one(key), &key), Some(i));
+        }
+        assert_eq!(slab.table.len(), most);
+        buckets
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "thousands of table operations; safe code")]
+    fn churn_never_grows_a_full_index_past_the_room_its_most_entries_need() {
+        let hasher = hasher();
+        // 150 entries fill 256 buckets 59%: hashbrown would double the
+        // table once tombstones use its growth room up (150 > 224 / 2).
+        let mut slab = full(150, 150, &hasher);
+        assert_eq!(slab.table.num_buckets(), 256);
+        assert_eq!(churn(&mut slab, 40, &hasher), 256);
+        // Weighed entries have no most entries: the 150 it holds decide.
+        let mut slab = full(150, usize::MAX, &hasher);
+        assert_eq!(churn(&mut slab, 40, &hasher), 256);
+        // 200 entries would fill 256 buckets 78%, over `INDEX_LOAD`: the
+        // index may take 512, and never more.
+        let mut slab = full(200, 200, &hasher);
+        assert!(churn(&mut slab, 40, &hasher) <= 512);
+        assert_eq!(table_room(&slab.table), index_room(200));
+    }
+
+    /// A key whose `Hash` panics while `PANIC` is set.
+    #[derive(PartialEq, Eq)]
+    struct Key(u64);
+
+    thread_local! {
+        static PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    impl Hash for Key {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            assert!(!PANIC.with(std::cell::Cell::get), "user Hash panicked");
+            self.0.hash(state);
+        }
+    }
+
+    #[test]
+    fn a_hash_panic_during_a_rebuild_leaves_the_index_as_it_was() {
+        let hasher = hasher();
+        let mut slab: Slab<Key, u64, ()> = Slab::new(0, 20);
+        for key in 0..20 {
+            slab.reserve(&hasher);
+            let node = Node::new(Key(key), key, 1, ());
+            slab.push(hasher.hash_one(Key(key)), node, &hasher);
+        }
+        let buckets = slab.table.num_buckets();
+        PANIC.with(|p| p.set(true));
+        let rebuilt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            slab.rebuild(&hasher);
+        }));
+        PANIC.with(|p| p.set(false));
+        assert!(rebuilt.is_err());
+        assert_eq!(slab.table.num_buckets(), buckets);
+        for key in 0..20 {
+            assert_eq!(
+                slab.find(hasher.hash_one(Key(key)), &Key(key)),
+                Some(key as u32)
+            );
+        }
     }
 }
