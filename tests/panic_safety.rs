@@ -133,16 +133,18 @@ fn eq_panic_under_the_write_lock<C: CacheApi<EqKey, u32>>() {
     assert_eq!(cache.remove(&EqKey(4)), Some(4));
 }
 
-fn hash_panic_while_the_table_grows<C: CacheApi<Key, Value>>() {
-    // Growing the table rehashes every stored key under the write lock.
-    // Key 0 panics whenever it is hashed; insert new keys until a growth
-    // rehashes it.
-    let cache = C::build(Cache::builder().shards(1));
-    cache.insert(Key(0), Value(0));
+/// With key 0's `Hash` set to panic, inserts new keys from `first` on
+/// until an insert panics (one that hashed the stored key 0 again); returns
+/// that insert's key. Fails with `never` after 100 000 keys.
+fn insert_until_key_0_is_hashed<C: CacheApi<Key, Value>>(
+    cache: &C,
+    first: u32,
+    never: &str,
+) -> u32 {
     TRAP.with(|t| t.set(Trap::HashOf(0)));
-    let mut next = 1;
-    let grew = loop {
-        assert!(next < 100_000, "the table never grew");
+    let mut next = first;
+    let panicked = loop {
+        assert!(next < 100_000, "{never}");
         let result = catch_unwind(AssertUnwindSafe(|| cache.insert(Key(next), Value(next))));
         next += 1;
         if result.is_err() {
@@ -150,9 +152,13 @@ fn hash_panic_while_the_table_grows<C: CacheApi<Key, Value>>() {
         }
     };
     TRAP.with(|t| t.set(Trap::None));
-    // The shard may have forgotten entries, but it is consistent: every key
-    // is readable with its own value or absent, and `len` agrees.
-    let present = (0..=grew)
+    panicked
+}
+
+/// The shard may have forgotten entries, but it is consistent: every key
+/// up to `last` is readable with its own value or absent, and `len` agrees.
+fn assert_consistent_up_to<C: CacheApi<Key, Value>>(cache: &C, last: u32) {
+    let present = (0..=last)
         .filter(|&k| match cache.get(&Key(k)) {
             Some(value) => {
                 assert_eq!(value, Value(k));
@@ -162,6 +168,16 @@ fn hash_panic_while_the_table_grows<C: CacheApi<Key, Value>>() {
         })
         .count();
     assert_eq!(present, cache.len());
+}
+
+fn hash_panic_while_the_table_grows<C: CacheApi<Key, Value>>() {
+    // Growing the table rehashes every stored key under the write lock.
+    // Key 0 panics whenever it is hashed; insert new keys until a growth
+    // rehashes it.
+    let cache = C::build(Cache::builder().shards(1));
+    cache.insert(Key(0), Value(0));
+    let grew = insert_until_key_0_is_hashed(&cache, 1, "the table never grew");
+    assert_consistent_up_to(&cache, grew);
     cache.insert(Key(0), Value(0));
     assert_eq!(cache.get(&Key(0)), Some(Value(0)));
 }
@@ -183,27 +199,8 @@ fn hash_panic_while_a_full_bounded_index_is_rebuilt() {
     for k in 0..capacity {
         cache.insert(Key(k), Value(k));
     }
-    TRAP.with(|t| t.set(Trap::HashOf(0)));
-    let mut next = capacity;
-    let panicked = loop {
-        assert!(next < 100_000, "the index was never rebuilt");
-        let result = catch_unwind(AssertUnwindSafe(|| cache.insert(Key(next), Value(next))));
-        next += 1;
-        if result.is_err() {
-            break next - 1;
-        }
-    };
-    TRAP.with(|t| t.set(Trap::None));
-    let present = (0..=panicked)
-        .filter(|&k| match cache.get(&Key(k)) {
-            Some(value) => {
-                assert_eq!(value, Value(k));
-                true
-            }
-            None => false,
-        })
-        .count();
-    assert_eq!(present, cache.len());
+    let panicked = insert_until_key_0_is_hashed(&cache, capacity, "the index was never rebuilt");
+    assert_consistent_up_to(&cache, panicked);
     assert!(cache.len() <= capacity as usize);
     for k in panicked + 1..panicked + after {
         cache.insert(Key(k), Value(k));
