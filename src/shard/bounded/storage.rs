@@ -502,7 +502,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "thousands of table operations; safe code")]
+    #[cfg_attr(
+        miri,
+        ignore = "thousands of table operations; the tests below run `find` unchecked"
+    )]
     fn churn_never_grows_a_full_index_past_the_room_its_most_entries_need() {
         let hasher = hasher();
         // 150 entries fill 256 buckets 59%: hashbrown would double the
