@@ -168,17 +168,19 @@ impl Deadlines {
 
     /// Gives node `i` of `len` the write deadline `deadline` and the idle
     /// deadline `idle` ([`NEVER`] for none), keeping the count true.
+    /// Returns whether node `i` now has a deadline, for its `timed` flag
+    /// (`storage.rs`).
     #[inline]
-    pub(crate) fn set(&mut self, i: u32, deadline: u64, idle: u64, len: usize) {
+    pub(crate) fn set(&mut self, i: u32, deadline: u64, idle: u64, len: usize) -> bool {
         if self.deadlines.is_empty() && deadline.min(idle) == NEVER {
-            return; // no deadline yet, and none now: inlined, nothing to do
+            return false; // no deadline yet, and none now: inlined, nothing to do
         }
-        self.set_deadline(i, deadline, idle, len);
+        self.set_deadline(i, deadline, idle, len)
     }
 
     /// [`set`](Self::set) where a deadline is or will be stored.
     #[inline(never)]
-    fn set_deadline(&mut self, i: u32, deadline: u64, idle: u64, len: usize) {
+    fn set_deadline(&mut self, i: u32, deadline: u64, idle: u64, len: usize) -> bool {
         let earlier = deadline.min(idle);
         if self.deadlines.is_empty() {
             self.deadlines = (0..len).map(|_| AtomicU64::new(NEVER)).collect();
@@ -192,13 +194,16 @@ impl Deadlines {
         let slot = self.deadlines[i as usize].get_mut();
         self.expiring = self.expiring + usize::from(earlier != NEVER) - usize::from(*slot != NEVER);
         *slot = earlier;
+        earlier != NEVER
     }
 
     /// Gives node `i` of `len` the write deadline `deadline` and, in a
     /// shard that is [`stamping`](Self::stamping), the stamps of a write at
     /// `stamp` (the clock read for them; `None` where nothing is stamped).
+    /// Returns whether node `i` now has a deadline, as [`set`](Self::set).
     #[inline]
-    pub(crate) fn write(&mut self, i: u32, deadline: u64, stamp: Option<u64>, len: usize) {
+    #[must_use]
+    pub(crate) fn write(&mut self, i: u32, deadline: u64, stamp: Option<u64>, len: usize) -> bool {
         match stamp {
             None => self.set(i, deadline, NEVER, len),
             Some(now) => self.write_stamped(i, deadline, now, len),
@@ -208,13 +213,14 @@ impl Deadlines {
     /// [`write`](Self::write) with stamps.
     #[cold]
     #[inline(never)]
-    fn write_stamped(&mut self, i: u32, deadline: u64, now: u64, len: usize) {
+    fn write_stamped(&mut self, i: u32, deadline: u64, now: u64, len: usize) -> bool {
         let (idle, refresh) = self
             .stamps
             .as_ref()
             .map_or((NEVER, NEVER), |stamps| stamps.at(deadline, now));
-        self.set(i, deadline, idle, len);
+        let timed = self.set(i, deadline, idle, len);
         self.set_refresh(i, refresh, len);
+        timed
     }
 
     /// Node `i`'s refresh time, in a cache with `refresh_after`.
@@ -236,9 +242,10 @@ impl Deadlines {
     }
 
     /// A slot for a node just appended (as node `len - 1`), written as by
-    /// [`write`](Self::write).
+    /// [`write`](Self::write); returns whether it has a deadline.
     #[inline]
-    pub(crate) fn push(&mut self, deadline: u64, stamp: Option<u64>, len: usize) {
+    #[must_use]
+    pub(crate) fn push(&mut self, deadline: u64, stamp: Option<u64>, len: usize) -> bool {
         if !self.deadlines.is_empty() {
             self.deadlines.push(AtomicU64::new(NEVER));
         }
@@ -248,7 +255,7 @@ impl Deadlines {
         if !self.refresh.is_empty() {
             self.refresh.push(AtomicU64::new(NEVER));
         }
-        self.write((len - 1) as u32, deadline, stamp, len);
+        self.write((len - 1) as u32, deadline, stamp, len)
     }
 
     /// Drops node `i`'s slots (its deadlines already cleared), moving the

@@ -8,7 +8,7 @@
 //! slab:    Slab        storage.rs: table of u32 indices + dense Vec<Node>,
 //!                      Node { key, value, weight, links: Links }
 //! policy:  Policy      policy.rs: the queues threaded through the nodes'
-//!                      Links { prev, next, freq, queue }, the ghost and
+//!                      Links { prev, next, freq, queue, timed }, the ghost and
 //!                      the two windows that steer the split (ghost.rs),
 //!                      and the sketch (sketch.rs)
 //! expiry:  Deadlines   expiry.rs: one u64 per node, or none while no entry
@@ -16,9 +16,13 @@
 //! ```
 //!
 //! A cache that never uses a TTL stores no deadline: a `u64 -> u64` node
-//! is 32 bytes. The policy sees the storage only through `Slab`'s methods,
-//! and storage knows nothing of queues; this file says in which order they
-//! are told of an insert, a hit, an eviction and a removal.
+//! is 32 bytes. Whether a node has a deadline is also a flag in its links
+//! (`timed`, in their padding), set by every write of its deadline: a hit
+//! tests it in the node it reads anyway, and loads the deadlines' column
+//! (another cache line of the shard) only for an entry that has one. The
+//! policy sees the storage only through `Slab`'s methods, and storage
+//! knows nothing of queues; this file says in which order they are told of
+//! an insert, a hit, an eviction and a removal.
 //!
 //! # Failure
 //!
@@ -134,6 +138,7 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
     fn take<S: BuildHasher>(&mut self, i: u32, hash: u64, hasher: &S) -> Node<K, V, Links> {
         let moved_hash = self.slab.moved_hash(i, hasher);
         self.policy.unlink(&mut self.slab, i);
+        // The node leaves: its `timed` flag goes with it.
         self.expiry.set(i, NEVER, NEVER, self.slab.len());
         let (node, moved) = self.slab.take(i, hash, moved_hash);
         self.expiry.swap_remove(i);
@@ -148,6 +153,7 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
     /// only if the entry has a deadline; with `ACCESS`, in a shard that
     /// idles, the read then moves it.
     #[inline(always)]
+    #[allow(unsafe_code)] // the node `find` gave, without a bounds check
     fn find<const ACCESS: bool, Q, R>(
         &self,
         hash: u64,
@@ -161,9 +167,13 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
         let Some(i) = self.slab.find(hash, key) else {
             return Lookup::Missing;
         };
-        let node = self.slab.node(i);
-        let deadline = self.expiry.deadline(i);
-        if deadline != NEVER {
+        // SAFETY: `i` is what `find` just returned, and `&self` keeps the
+        // slab from changing since.
+        let node = unsafe { self.slab.found(i) };
+        // The node's flag, not the deadlines' column: an entry without a
+        // deadline reads nothing more than its node.
+        if node.links.timed {
+            let deadline = self.expiry.deadline(i);
             let now = now();
             if is_expired(deadline, now) {
                 return Lookup::Expired;
@@ -386,8 +396,9 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
             let Some((key, value)) = pending.take() else {
                 return;
             };
-            self.expiry.write(i, deadline, stamp, self.slab.len());
+            let timed = self.expiry.write(i, deadline, stamp, self.slab.len());
             let node = self.slab.node_mut(i);
+            node.links.timed = timed;
             let old = std::mem::replace(&mut node.value, value);
             let old_weight = std::mem::replace(&mut node.weight, weight);
             self.policy.reweigh(&node.links, old_weight, weight);
@@ -407,7 +418,8 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
                     return;
                 };
                 self.policy.unlink(&mut self.slab, victim.i);
-                self.expiry
+                let timed = self
+                    .expiry
                     .write(victim.i, deadline, stamp, self.slab.len());
                 let old = self
                     .slab
@@ -415,6 +427,7 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
                 let node = self.slab.node_mut(victim.i);
                 node.weight = weight;
                 let links = std::mem::replace(&mut node.links, Links::new());
+                node.links.timed = timed;
                 self.leave(old, &links, &victim, out);
                 victim.i
             }
@@ -427,7 +440,8 @@ impl<K, V> Shard<K, V> for BoundedShard<K, V> {
                 };
                 let node = Node::new(key, value, weight, Links::new());
                 let i = self.slab.push(hash, node, hasher);
-                self.expiry.push(deadline, stamp, self.slab.len());
+                let timed = self.expiry.push(deadline, stamp, self.slab.len());
+                self.slab.node_mut(i).links.timed = timed;
                 i
             }
         };
@@ -669,6 +683,10 @@ mod tests {
                 .filter(|d| d.load(Ordering::Relaxed) != NEVER)
                 .count();
             assert_eq!(self.expiry.expiring, expiring);
+            for (i, node) in slab.nodes.iter().enumerate() {
+                let deadline = self.expiry.deadline(i as u32);
+                assert_eq!(node.links.timed, deadline != NEVER, "timed flag of {i}");
+            }
             assert!(self.weight() <= policy.capacity());
         }
     }

@@ -103,6 +103,12 @@ pub(crate) struct Links {
     /// up to [`MAX_FREQ`]. Written by readers, under the read lock.
     pub(super) freq: AtomicU8,
     pub(super) queue: Queue,
+    /// Whether the entry has a deadline. Not the policy's: the shard
+    /// (`mod.rs`) keeps it here, in what would be padding (a `u64 -> u64`
+    /// node stays 32 bytes), so that a hit tests it in the node it reads
+    /// anyway instead of loading the deadlines' column. The policy never
+    /// reads or writes it.
+    pub(super) timed: bool,
 }
 
 impl Links {
@@ -113,6 +119,7 @@ impl Links {
             next: NIL,
             freq: AtomicU8::new(0),
             queue: Queue::Small,
+            timed: false,
         }
     }
 
