@@ -544,21 +544,58 @@ impl Policy {
     /// One step of CLOCK at `main`'s head `i`: true if it was not hit
     /// since it was last passed over (the victim); else it loses one
     /// frequency, counts one use in the sketch and goes to the tail.
+    ///
+    /// Inlined, with the pass out of line: about half the heads met are
+    /// the victim, and a call for each of them cost the read-through
+    /// `insert` 24 instructions in the steady state (`compare --callgrind`).
+    #[inline]
     fn pass_over<K: Hash, V, S: BuildHasher>(
         &mut self,
         slab: &mut Nodes<K, V>,
         i: u32,
         hasher: &S,
     ) -> bool {
-        let links = slab.links(i);
-        let freq = links.freq.load(Ordering::Relaxed);
+        let freq = slab.links(i).freq.load(Ordering::Relaxed);
         if freq == 0 {
             return true;
         }
-        links.freq.store(freq - 1, Ordering::Relaxed);
+        self.pass(slab, i, freq, hasher);
+        false
+    }
+
+    /// Passes over `main`'s head `i`, hit `freq` times (see
+    /// [`pass_over`](Self::pass_over)).
+    #[inline(never)]
+    fn pass<K: Hash, V, S: BuildHasher>(
+        &mut self,
+        slab: &mut Nodes<K, V>,
+        i: u32,
+        freq: u8,
+        hasher: &S,
+    ) {
+        slab.links(i).freq.store(freq - 1, Ordering::Relaxed);
         let hash = slab.hash_of(i, hasher);
         self.sketch.add(hash);
-        self.requeue(slab, i, Queue::Main);
-        false
+        self.rotate_main(slab, i);
+    }
+
+    /// Moves `main`'s head `i` to its tail: [`requeue`](Self::requeue)
+    /// without the tests a node in the middle of either queue needs, and
+    /// with `main`'s weight as it is.
+    #[inline]
+    fn rotate_main<K, V>(&mut self, slab: &mut Nodes<K, V>, i: u32) {
+        debug_assert_eq!(self.main.head, i);
+        let next = slab.links(i).next;
+        if next == NIL {
+            return; // alone in `main`: already its tail
+        }
+        self.main.head = next;
+        slab.links_mut(next).prev = NIL;
+        let tail = self.main.tail;
+        slab.links_mut(tail).next = i;
+        let links = slab.links_mut(i);
+        links.prev = tail;
+        links.next = NIL;
+        self.main.tail = i;
     }
 }
