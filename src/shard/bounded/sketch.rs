@@ -121,6 +121,7 @@ impl Sketch {
     /// Whether `estimate(hash) > estimate(other())`, reading `other`'s
     /// counters only until one is below `hash`'s estimate (the smallest
     /// decides), and computing `other` only if `hash` was counted at all.
+    #[inline]
     pub(crate) fn used_more(&self, hash: u64, other: impl FnOnce() -> u64) -> bool {
         let least = self.estimate(hash);
         if least == 0 {
