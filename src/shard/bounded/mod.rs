@@ -215,7 +215,7 @@ impl<K: Hash + Eq, V> BoundedShard<K, V> {
             });
             let expiry = &self.expiry;
             let expired = at.map(|at| move |i| expiry.expired(i, at));
-            let Some(i) = self.policy.victim(&mut self.slab, expired, hasher) else {
+            let Some(i) = self.policy.victim(&mut self.slab, expired) else {
                 break;
             };
             let victim = Victim {
@@ -774,6 +774,25 @@ mod tests {
         assert!(s.policy.ghost.contains(h(21)));
         put(&mut s, 21, 21);
         assert_eq!(queue_of(&s, 21), Queue::Small, "21 lost to a busier entry");
+    }
+
+    #[test]
+    fn a_pass_is_owed_by_the_entry_not_added_to_the_sketch() {
+        let mut s = shard(20);
+        for key in 0..21 {
+            put(&mut s, key, key); // 20 evicts 19 into the ghost
+        }
+        hit(&s, 0);
+        hit(&s, 0);
+        // 19 comes back: looking for main's victim, the CLOCK passes over 0
+        // (hit twice) and meets 1.
+        put(&mut s, 19, 19);
+        let links = s.slab.links(s.slab.find(h(0), &0).unwrap());
+        assert_eq!(links.freq.load(Ordering::Relaxed), 1);
+        assert_eq!(s.policy.sketch.owed(links.owed), 1, "0 owes its pass");
+        assert_eq!(s.policy.sketch.estimate(h(0)), 0, "the pass hashed 0");
+        assert_eq!(s.policy.sketch.estimate(h(19)), 1);
+        s.check();
     }
 
     #[test]

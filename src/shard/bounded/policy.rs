@@ -44,8 +44,11 @@
 //!   if the sketch says it was used more often than the entry `main` would
 //!   evict for it; else it enters `small` like any new key. The sketch
 //!   counts a key's returns from the ghost (not its first insert: the ghost
-//!   is the doorkeeper), its promotion out of `small`, and each time the
-//!   CLOCK passes over it. Without this
+//!   is the doorkeeper); its promotion out of `small` and each time the
+//!   CLOCK passes over it are kept in its node instead ([`Links::owed`],
+//!   halved as the sketch ages) and added to the sketch's estimate when
+//!   the entry is the victim weighed, so that moving within the cache
+//!   never hashes a key. Without this
 //!   gate, a loop or a zigzag over more keys than the cache holds turns
 //!   `main` over endlessly and hits nothing; with it `main` keeps a fixed
 //!   part of the loop, as an optimal policy would. `docs/HITRATIO.md` has
@@ -56,10 +59,10 @@
 //! there. Each step moves or removes one entry, and a frequency only falls,
 //! so an insert does O(1) amortized work.
 //!
-//! User code here is `Hash`: to count a key in the sketch, and to weigh a
-//! returning key against `main`'s victim. Each call comes between two
-//! whole steps (a node moved from one queue's head to a tail), so a panic
-//! leaves the queues consistent.
+//! User code here is `Hash`: to weigh a returning key against `main`'s
+//! victim. The call comes between two whole steps (a node moved from one
+//! queue's head to a tail), so a panic leaves the queues consistent;
+//! [`victim`](Policy::victim) runs none.
 
 use std::hash::{BuildHasher, Hash};
 
@@ -103,6 +106,13 @@ pub(crate) struct Links {
     /// up to [`MAX_FREQ`]. Written by readers, under the read lock.
     pub(super) freq: AtomicU8,
     pub(super) queue: Queue,
+    /// The uses found by the write path while the entry was resident (its
+    /// promotion out of `small`, the CLOCK's passes over it), which the
+    /// sketch has not counted: [`Sketch::owe`]'s byte (up to 15, stamped with the sketch's
+    /// aging so that they halve as its counters do). Added to the entry's
+    /// estimate when it is weighed as `main`'s victim; not added to the
+    /// sketch when it leaves (the key is then in no ghost).
+    pub(super) owed: u8,
     /// Whether the entry has a deadline. Not the policy's: the shard
     /// (`mod.rs`) keeps it here, in what would be padding (a `u64 -> u64`
     /// node stays 32 bytes), so that a hit tests it in the node it reads
@@ -119,6 +129,7 @@ impl Links {
             next: NIL,
             freq: AtomicU8::new(0),
             queue: Queue::Small,
+            owed: 0,
             timed: false,
         }
     }
@@ -344,9 +355,13 @@ impl Policy {
         hash: u64,
         hasher: &S,
     ) -> bool {
-        match self.main_victim(slab, None::<fn(u32) -> bool>, hasher) {
+        match self.main_victim(slab, None::<fn(u32) -> bool>) {
             None => true,
-            Some(victim) => self.sketch.used_more(hash, || slab.hash_of(victim, hasher)),
+            Some(victim) => {
+                let owed = self.sketch.owed(slab.links(victim).owed);
+                self.sketch
+                    .used_more(hash, owed, || slab.hash_of(victim, hasher))
+            }
         }
     }
 
@@ -448,11 +463,10 @@ impl Policy {
     /// within its share and nothing can expire, is the first step of
     /// [`walk`](Self::walk) taken here; `walk` does every other.
     #[inline]
-    pub(crate) fn victim<K: Hash, V, S: BuildHasher>(
+    pub(crate) fn victim<K, V>(
         &mut self,
         slab: &mut Nodes<K, V>,
         expired: Option<impl Fn(u32) -> bool>,
-        hasher: &S,
     ) -> Option<u32> {
         let i = self.small.head;
         if expired.is_none()
@@ -464,22 +478,21 @@ impl Policy {
             self.small_record <<= 1;
             return Some(i);
         }
-        self.walk(slab, expired, hasher)
+        self.walk(slab, expired)
     }
 
     /// [`victim`](Self::victim), step by step.
     #[inline(never)]
-    fn walk<K: Hash, V, S: BuildHasher>(
+    fn walk<K, V>(
         &mut self,
         slab: &mut Nodes<K, V>,
         expired: Option<impl Fn(u32) -> bool>,
-        hasher: &S,
     ) -> Option<u32> {
         let main_capacity = self.main_capacity();
         loop {
             let i = self.small.head;
             if i == NIL {
-                return self.main_victim(slab, expired, hasher);
+                return self.main_victim(slab, expired);
             }
             if self.main.weight > main_capacity {
                 // `main` gives way to a grown `small` only as its entries
@@ -488,7 +501,7 @@ impl Policy {
                 // its entries are in use too (hit lately, or now).
                 let head = self.main.head;
                 if expired.as_ref().is_some_and(|expired| expired(head))
-                    || self.pass_over(slab, head, hasher)
+                    || self.pass_over(slab, head)
                 {
                     return Some(head);
                 }
@@ -514,28 +527,26 @@ impl Policy {
             }
             self.small_record = self.small_record << 1 | 1;
             links.freq.store(0, Ordering::Relaxed);
-            let hash = slab.hash_of(i, hasher);
-            self.sketch.add(hash);
+            let links = slab.links_mut(i);
+            links.owed = self.sketch.owe(links.owed); // as a pass does
             self.requeue(slab, i, Queue::Main);
         }
     }
 
     /// CLOCK over `main`: the first entry from the head that is expired or
     /// was not hit since it was last passed over. Entries passed over lose
-    /// one frequency and count one use in the sketch.
-    fn main_victim<K: Hash, V, S: BuildHasher>(
+    /// one frequency and owe one use to the sketch.
+    fn main_victim<K, V>(
         &mut self,
         slab: &mut Nodes<K, V>,
         expired: Option<impl Fn(u32) -> bool>,
-        hasher: &S,
     ) -> Option<u32> {
         loop {
             let i = self.main.head;
             if i == NIL {
                 return None;
             }
-            if expired.as_ref().is_some_and(|expired| expired(i)) || self.pass_over(slab, i, hasher)
-            {
+            if expired.as_ref().is_some_and(|expired| expired(i)) || self.pass_over(slab, i) {
                 return Some(i);
             }
         }
@@ -543,39 +554,31 @@ impl Policy {
 
     /// One step of CLOCK at `main`'s head `i`: true if it was not hit
     /// since it was last passed over (the victim); else it loses one
-    /// frequency, counts one use in the sketch and goes to the tail.
+    /// frequency, owes one use to the sketch and goes to the tail.
     ///
     /// Inlined, with the pass out of line: about half the heads met are
     /// the victim, and a call for each of them cost the read-through
     /// `insert` 24 instructions in the steady state (`compare --callgrind`).
     #[inline]
-    fn pass_over<K: Hash, V, S: BuildHasher>(
-        &mut self,
-        slab: &mut Nodes<K, V>,
-        i: u32,
-        hasher: &S,
-    ) -> bool {
+    fn pass_over<K, V>(&mut self, slab: &mut Nodes<K, V>, i: u32) -> bool {
         let freq = slab.links(i).freq.load(Ordering::Relaxed);
         if freq == 0 {
             return true;
         }
-        self.pass(slab, i, freq, hasher);
+        self.pass(slab, i, freq);
         false
     }
 
     /// Passes over `main`'s head `i`, hit `freq` times (see
-    /// [`pass_over`](Self::pass_over)).
+    /// [`pass_over`](Self::pass_over)). The use is kept in the node
+    /// ([`Links::owed`]), not added to the sketch: an add hashes the key
+    /// again and costs about 89 instructions more, and the sketch's view of
+    /// a resident matters only when it is weighed as `main`'s victim.
     #[inline(never)]
-    fn pass<K: Hash, V, S: BuildHasher>(
-        &mut self,
-        slab: &mut Nodes<K, V>,
-        i: u32,
-        freq: u8,
-        hasher: &S,
-    ) {
-        slab.links(i).freq.store(freq - 1, Ordering::Relaxed);
-        let hash = slab.hash_of(i, hasher);
-        self.sketch.add(hash);
+    fn pass<K, V>(&mut self, slab: &mut Nodes<K, V>, i: u32, freq: u8) {
+        let links = slab.links_mut(i);
+        links.freq.store(freq - 1, Ordering::Relaxed);
+        links.owed = self.sketch.owe(links.owed);
         self.rotate_main(slab, i);
     }
 
