@@ -467,13 +467,18 @@ mod tests {
         Hasher::with_seeds(1, 2, 3, 4)
     }
 
-    /// A slab of `len` entries, keys `0..len`, in a shard of at most
-    /// `most`.
-    fn full(len: usize, most: usize, hasher: &Hasher) -> Slab<u64, u64, ()> {
+    /// A slab of `len` entries, keys `key(0..len)` and values `0..len`, in
+    /// a shard of at most `most`.
+    fn full<K: Hash + Eq>(
+        len: usize,
+        most: usize,
+        key: impl Fn(u64) -> K,
+        hasher: &Hasher,
+    ) -> Slab<K, u64, ()> {
         let mut slab = Slab::new(0, most);
-        for key in 0..len as u64 {
+        for k in 0..len as u64 {
             slab.reserve(hasher);
-            slab.push(hasher.hash_one(key), Node::new(key, key, 1, ()), hasher);
+            slab.push(hasher.hash_one(key(k)), Node::new(key(k), k, 1, ()), hasher);
         }
         slab
     }
@@ -510,15 +515,15 @@ mod tests {
         let hasher = hasher();
         // 150 entries fill 256 buckets 59%: hashbrown would double the
         // table once tombstones use its growth room up (150 > 224 / 2).
-        let mut slab = full(150, 150, &hasher);
+        let mut slab = full(150, 150, |k| k, &hasher);
         assert_eq!(slab.table.num_buckets(), 256);
         assert_eq!(churn(&mut slab, 40, &hasher), 256);
         // Weighed entries have no most entries: the 150 it holds decide.
-        let mut slab = full(150, usize::MAX, &hasher);
+        let mut slab = full(150, usize::MAX, |k| k, &hasher);
         assert_eq!(churn(&mut slab, 40, &hasher), 256);
         // 200 entries would fill 256 buckets 78%, over `INDEX_LOAD`: the
         // index may take 512, and never more.
-        let mut slab = full(200, 200, &hasher);
+        let mut slab = full(200, 200, |k| k, &hasher);
         assert!(churn(&mut slab, 40, &hasher) <= 512);
         assert_eq!(table_room(&slab.table), index_room(200));
     }
@@ -571,12 +576,7 @@ mod tests {
     #[test]
     fn a_hash_that_changes_its_mind_leaves_no_slot_without_its_node() {
         let hasher = hasher();
-        let mut slab: Slab<Fickle, u64, ()> = Slab::new(0, 64);
-        for key in 0..40 {
-            slab.reserve(&hasher);
-            let node = Node::new(Fickle(key), key, 1, ());
-            slab.push(hasher.hash_one(Fickle(key)), node, &hasher);
-        }
+        let mut slab = full(40, 64, Fickle, &hasher);
         // Each hash below is wrong, as a hash of the stored key would be:
         // the slots are found by scanning.
         for step in 0..20 {
@@ -602,12 +602,7 @@ mod tests {
     #[test]
     fn a_hash_panic_during_a_rebuild_leaves_the_index_as_it_was() {
         let hasher = hasher();
-        let mut slab: Slab<Key, u64, ()> = Slab::new(0, 20);
-        for key in 0..20 {
-            slab.reserve(&hasher);
-            let node = Node::new(Key(key), key, 1, ());
-            slab.push(hasher.hash_one(Key(key)), node, &hasher);
-        }
+        let mut slab = full(20, 20, Key, &hasher);
         let buckets = slab.table.num_buckets();
         PANIC.with(|p| p.set(true));
         let rebuilt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
