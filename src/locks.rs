@@ -13,7 +13,7 @@
 //! # The layout
 //!
 //! Each thread reads in the stripe of the CPU it runs on
-//! (`reader_stripe() % stripes`, see `sync.rs`). A reader of
+//! (`reader_stripe() & (stripes - 1)`, see `sync.rs`). A reader of
 //! shard `i` counts itself in `readers[stripe][i]`; the counters of one
 //! stripe are packed in cache lines of their own, so a reader writes only
 //! lines that its stripe owns. The shard's own line holds a `state` byte
@@ -118,6 +118,17 @@
 //! pays a fence and loads one counter per stripe, each on a line that
 //! readers of that stripe write, so stripes are kept to the number of
 //! cores (at most [`MAX_STRIPES`]).
+//!
+//! In instructions (the disassembly of `compare --callgrind`'s `get` loop,
+//! x86-64), a read lock and its unlock are about 30 of a `get`'s 99: 7 to
+//! find the group (the index shifted and masked, two loads, the null
+//! test), 5 for the thread's stripe (`sync.rs`), 9 for the counter's and
+//! the slot's addresses, 4 to lock (the increment, the load and test of
+//! `state`) and 5 to unlock. The group pointers are padded to a power of
+//! two so that a mask, not a bounds check, keeps the index in bounds, and
+//! [`StripeMask`] tells the compiler a masked stripe is below
+//! [`MAX_STRIPES`], so neither the reader's index nor the writer's loop
+//! over the stripes (which the compiler unrolls) checks a bound.
 
 #![allow(unsafe_code)]
 

@@ -84,9 +84,9 @@ mod imp {
     #[inline]
     pub(crate) fn reader_stripe() -> usize {
         // One word: the stripe in the low `STRIPE_BITS`, the reads left
-        // before asking again above them. A read subtracts one `STEP`: a
-        // borrow means none were left. The returned word keeps the count
-        // above the stripe; callers mask it to their number of stripes.
+        // before asking again above them. A read subtracts one `STEP`; a
+        // borrow means none were left. (Testing the sign of the result
+        // instead costs the same: 5 instructions with the load and store.)
         thread_local!(static CACHED: Cell<usize> = const { Cell::new(0) });
         CACHED
             .try_with(|cached| match cached.get().checked_sub(STEP) {
