@@ -83,15 +83,18 @@ mod imp {
     /// the thread number.
     #[inline]
     pub(crate) fn reader_stripe() -> usize {
-        thread_local!(static CACHED: Cell<(usize, u32)> = const { Cell::new((0, 0)) });
+        // One word: the stripe in the low `STRIPE_BITS`, the reads left
+        // before asking again above them. A read subtracts one `STEP`; a
+        // borrow means none were left. (Testing the sign of the result
+        // instead costs the same: 5 instructions with the load and store.)
+        thread_local!(static CACHED: Cell<usize> = const { Cell::new(0) });
         CACHED
-            .try_with(|cached| {
-                let (stripe, left) = cached.get();
-                if left > 0 {
-                    cached.set((stripe, left - 1));
-                    return stripe;
+            .try_with(|cached| match cached.get().checked_sub(STEP) {
+                Some(word) => {
+                    cached.set(word);
+                    word % (1 << STRIPE_BITS)
                 }
-                refresh_stripe(cached)
+                None => refresh_stripe(cached),
             })
             .unwrap_or_else(|_| thread_number())
     }
@@ -100,14 +103,19 @@ mod imp {
     /// that the other reads carry none of it.
     #[cold]
     #[inline(never)]
-    fn refresh_stripe(cached: &Cell<(usize, u32)>) -> usize {
-        let stripe = current_cpu().unwrap_or_else(thread_number);
-        cached.set((stripe, STRIPE_REFRESH - 1));
+    fn refresh_stripe(cached: &Cell<usize>) -> usize {
+        let stripe = current_cpu().unwrap_or_else(thread_number) % (1 << STRIPE_BITS);
+        cached.set(((STRIPE_REFRESH - 1) * STEP) | stripe);
         stripe
     }
 
     /// Reads between two asks of the CPU in [`reader_stripe`].
-    const STRIPE_REFRESH: u32 = 64;
+    const STRIPE_REFRESH: usize = 64;
+    /// Bits of the cached word that hold the stripe: CPU numbers modulo
+    /// 65 536, far more than [`MAX_STRIPES`](crate::locks::MAX_STRIPES).
+    const STRIPE_BITS: u32 = 16;
+    /// One read off the cached word's count.
+    const STEP: usize = 1 << STRIPE_BITS;
 
     /// The CPU the calling thread runs on, if the platform says.
     #[cfg(all(target_os = "linux", not(miri)))]
@@ -312,6 +320,25 @@ mod imp {
     /// (`docs/DESIGN.md`).
     pub(crate) type WriterLock = parking_lot::Mutex<()>;
     pub(crate) type WriterGuard<'a> = parking_lot::MutexGuard<'a, ()>;
+}
+
+#[cfg(all(test, not(shardcache_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stripe_changes_only_when_the_cpu_is_asked_and_hides_the_count() {
+        // 200 reads ask the CPU at most 4 times (every 64 reads), so the
+        // stripe changes at most 4 times, and the count of reads left,
+        // kept in the same word, never shows in it.
+        let stripes: Vec<usize> = (0..200).map(|_| reader_stripe()).collect();
+        assert!(
+            stripes.iter().all(|&stripe| stripe < 1 << 16),
+            "{stripes:?}"
+        );
+        let changes = stripes.windows(2).filter(|pair| pair[0] != pair[1]).count();
+        assert!(changes <= 4, "{changes} changes: {stripes:?}");
+    }
 }
 
 #[cfg(shardcache_loom)]
