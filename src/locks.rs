@@ -580,6 +580,7 @@ impl<T> Drop for WriteGuard<'_, T> {
 #[cfg(all(test, not(shardcache_loom)))]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
     use std::sync::Arc;
 
     /// `count` locks with `stripes` stripes, each value made by `init`.
@@ -589,6 +590,18 @@ mod tests {
         init: impl Fn() -> T + Send + Sync + 'static,
     ) -> ShardLocks<T> {
         ShardLocks::new(count, stripes, false, Box::new(move |_| init()))
+    }
+
+    /// `count` locks with 2 stripes, allocated now if `eager`, each value
+    /// its shard's index, and the count of values `init` made so far.
+    fn counted_locks(count: usize, eager: bool) -> (ShardLocks<usize>, Arc<AtomicUsize>) {
+        let made = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&made);
+        let init = move |index| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            index
+        };
+        (ShardLocks::new(count, 2, eager, Box::new(init)), made)
     }
 
     #[test]
@@ -620,17 +633,7 @@ mod tests {
 
     #[test]
     fn groups_are_allocated_on_the_first_write_only() {
-        let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = Arc::clone(&made);
-        let locks = ShardLocks::new(
-            40,
-            2,
-            false,
-            Box::new(move |index| {
-                counted.fetch_add(1, Ordering::Relaxed);
-                index
-            }),
-        );
+        let (locks, made) = counted_locks(40, false);
         assert!(locks.read(17).is_none(), "nothing written: nothing to read");
         assert!(locks.write_existing(17).is_none());
         assert_eq!(made.load(Ordering::Relaxed), 0);
@@ -781,18 +784,8 @@ mod tests {
 
     #[test]
     fn groups_are_padded_to_a_power_of_two_and_the_padding_stays_empty() {
-        let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = Arc::clone(&made);
         // 40 locks: 3 groups used, 4 pointers.
-        let locks = ShardLocks::new(
-            40,
-            2,
-            true,
-            Box::new(move |index| {
-                counted.fetch_add(1, Ordering::Relaxed);
-                index
-            }),
-        );
+        let (locks, made) = counted_locks(40, true);
         assert_eq!((locks.groups.len(), locks.group_mask), (4, 3));
         assert_eq!(made.load(Ordering::Relaxed), 3 * GROUP, "padding allocated");
         for index in 0..40 {
